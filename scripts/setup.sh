@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Idempotent set-up: system tools (FFmpeg, espeak-ng, Redis) when missing, then .venv with every extra.
+# Safe to run again; `make setup` calls it and records success in .setup-done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+need_apt=()
+command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_apt+=(ffmpeg)
+command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
+command -v redis-server >/dev/null || need_apt+=(redis-server)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
+
+if ((${#need_apt[@]})); then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "setup: installing ${need_apt[*]} with apt-get"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+  else
+    echo "setup: missing system packages: ${need_apt[*]}" >&2
+    echo "setup: install them (Debian/Ubuntu: sudo apt-get install ${need_apt[*]}) and run make setup again" >&2
+    exit 1
+  fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+# torch is pinned (torch==2.13.0, CPU build) in pyproject's ml extra; an unpinned torch pulls CUDA wheels.
+.venv/bin/python -m pip install --quiet -e ".[video,ml,dev]"
+echo "setup: done ($(.venv/bin/python --version), ffmpeg $(ffmpeg -version | head -1 | cut -d' ' -f3))"

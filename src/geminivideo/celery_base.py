@@ -1,0 +1,207 @@
+"""``make_celery()``: the reliable defaults both worker apps share (DESIGN.md §3).
+
+The configuration is computed lazily (``Celery.add_defaults`` with a callable), so importing an app
+reads no environment and opens no connection; the first use of ``app.conf`` does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+import sqlalchemy.exc
+from celery import Celery, Task
+from celery.signals import task_revoked, worker_process_init
+from kombu import Queue
+
+from geminivideo.config import Settings, get_settings
+from geminivideo.contracts import (
+    DEFAULT_PRIORITY,
+    MAX_PRIORITY,
+    QUEUE_PRIORITY,
+    TASK_QUEUE,
+    QueueName,
+    TaskName,
+    TaskStatus,
+)
+from geminivideo.errors import Cancelled, TransientError
+from geminivideo.progress import ProgressPublisher
+from geminivideo.redis_client import get_redis, reset_redis
+
+log = logging.getLogger(__name__)
+
+RESULT_EXPIRES_S = 24 * 3600
+VISIBILITY_MARGIN_S = 300
+REDIS_PRIORITY_STEPS = list(range(10))
+
+
+def transport_priority(priority: int, *, broker_is_redis: bool) -> int:
+    """Translate the seed's scale (0–10, higher = more urgent) to what the transport expects.
+
+    On Redis, kombu sorts priority 0 first, so the scale is inverted onto its ten steps; AMQP queues
+    declared with ``x-max-priority`` use the seed's direction as is.
+    """
+    clamped = max(0, min(MAX_PRIORITY, int(priority)))
+    if broker_is_redis:
+        return 9 - round(clamped * 9 / MAX_PRIORITY)
+    return clamped
+
+
+@dataclass(frozen=True)
+class TimeLimit:
+    soft_s: int
+    hard_s: int
+
+
+def grace_limit(soft_s: int) -> TimeLimit:
+    """A hard limit a little above the soft one, so the task can kill FFmpeg and clean up first."""
+    return TimeLimit(soft_s, soft_s + max(30, soft_s // 20))
+
+
+@dataclass(frozen=True)
+class AppSpec:
+    """What differs between the ML and the video app."""
+
+    name: str
+    include: Sequence[str]
+    queues: Sequence[QueueName]
+    time_limits: Callable[[Settings], Mapping[TaskName, TimeLimit]]
+    beat_schedule: Callable[[Settings], dict[str, dict[str, Any]]] = field(default=lambda s: {})
+
+
+class GeminiTask(Task):  # type: ignore[misc]
+    """Base task: publishes progress from Celery's lifecycle hooks and retries only transient errors."""
+
+    abstract = True
+    autoretry_for = (TransientError, redis.ConnectionError, redis.TimeoutError, sqlalchemy.exc.OperationalError)
+    retry_backoff = 2
+    retry_backoff_max = 300
+    retry_jitter = True
+    max_retries = 5
+    publishes_progress = True
+
+    _publishers: dict[str, ProgressPublisher]
+
+    def progress(self, task_id: str | None = None) -> ProgressPublisher:
+        """The progress publisher of the current (or given) task id, one per id in this process."""
+        task_id = task_id or self.request.id
+        cache = self.__dict__.setdefault("_publishers", {})
+        if task_id not in cache:
+            cache.clear()  # one task runs at a time per pool process
+            cache[task_id] = ProgressPublisher(get_redis(), task_id)
+        return cache[task_id]
+
+    def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None, **options: Any) -> Any:
+        queue = TASK_QUEUE.get(TaskName(self.name)) if self.name in TaskName._value2member_map_ else None
+        seed_priority = options.pop("priority", None)
+        if seed_priority is None:
+            seed_priority = QUEUE_PRIORITY.get(queue, DEFAULT_PRIORITY) if queue else DEFAULT_PRIORITY
+        options["priority"] = transport_priority(seed_priority, broker_is_redis=get_settings().broker_is_redis)
+        result = super().apply_async(args, kwargs, task_id=task_id, **options)
+        if self.publishes_progress:
+            ProgressPublisher(get_redis(), result.id).publish(TaskStatus.QUEUED, 0, "waiting for a worker")
+        return result
+
+    def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        if self.publishes_progress:
+            self.progress(task_id).publish(TaskStatus.STARTED, None, f"started on {self.request.hostname}")
+
+    def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
+        if self.publishes_progress:
+            self.progress(task_id).publish(TaskStatus.COMPLETED, 100, "done")
+
+    def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        if self.publishes_progress:
+            self.progress(task_id).publish(TaskStatus.RETRYING, None, f"retrying after: {exc}")
+
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        if self.publishes_progress:
+            status = TaskStatus.CANCELLED if isinstance(exc, Cancelled) else TaskStatus.FAILED
+            self.progress(task_id).publish(status, None, f"{type(exc).__name__}: {exc}")
+
+
+def _queues(spec: AppSpec, broker_is_redis: bool) -> list[Queue]:
+    arguments = None if broker_is_redis else {"x-max-priority": MAX_PRIORITY}
+    return [Queue(str(q), routing_key=str(q), queue_arguments=arguments) for q in spec.queues]
+
+
+def build_config(spec: AppSpec, settings: Settings) -> dict[str, Any]:
+    """The Celery configuration of one app, from the settings."""
+    limits = spec.time_limits(settings)
+    longest_hard_s = max(limit.hard_s for limit in limits.values())
+    redis_broker = settings.broker_is_redis
+    transport_options: dict[str, Any] = {}
+    if redis_broker:
+        transport_options = {
+            # Above the longest hard limit of this app, or a running task would be delivered twice.
+            "visibility_timeout": longest_hard_s + VISIBILITY_MARGIN_S,
+            "queue_order_strategy": "priority",
+            "priority_steps": REDIS_PRIORITY_STEPS,
+            "unacked_restore_interval": settings.unacked_restore_interval_s,
+        }
+    return {
+        "broker_url": settings.broker_url,
+        "result_backend": settings.result_backend,
+        "broker_connection_retry_on_startup": True,
+        "broker_transport_options": transport_options,
+        "result_backend_transport_options": {"retry_policy": {"timeout": 5.0}},
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_track_started": True,
+        "task_send_sent_event": True,
+        "worker_send_task_events": True,
+        "result_expires": RESULT_EXPIRES_S,
+        "result_extended": True,
+        "task_time_limit": longest_hard_s,
+        "task_soft_time_limit": max(limit.soft_s for limit in limits.values()),
+        "task_annotations": {
+            str(name): {"soft_time_limit": limit.soft_s, "time_limit": limit.hard_s} for name, limit in limits.items()
+        },
+        "task_queues": _queues(spec, redis_broker),
+        "task_default_queue": str(spec.queues[-1]),
+        "task_routes": {str(name): {"queue": str(queue)} for name, queue in TASK_QUEUE.items()},
+        "task_default_priority": transport_priority(DEFAULT_PRIORITY, broker_is_redis=redis_broker),
+        "task_queue_max_priority": None if redis_broker else MAX_PRIORITY,
+        "timezone": settings.beat_timezone,
+        "enable_utc": True,
+        "beat_schedule": spec.beat_schedule(settings),
+        "beat_scheduler": "redbeat.RedBeatScheduler",
+        "beat_max_loop_interval": 5,
+        "redbeat_redis_url": settings.redis_url,
+        "redbeat_key_prefix": f"redbeat:{spec.name}:",
+        "redbeat_lock_key": f"redbeat:{spec.name}::lock",
+        "redbeat_lock_timeout": 30,
+        "worker_hijack_root_logger": False,
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
+    }
+
+
+def make_celery(spec: AppSpec) -> Celery:
+    app = Celery(f"geminivideo.{spec.name}", include=list(spec.include), task_cls=GeminiTask, set_as_current=False)
+    app.add_defaults(lambda: build_config(spec, get_settings()))
+    return app
+
+
+@worker_process_init.connect
+def _fresh_connections_after_fork(**_: Any) -> None:
+    """Pool children must not reuse the parent's sockets."""
+    reset_redis()
+    from geminivideo.db.session import dispose_engine
+
+    dispose_engine()
+
+
+@task_revoked.connect
+def _publish_cancelled(request: Any = None, terminated: bool = False, expired: bool = False, **_: Any) -> None:
+    if request is None or not getattr(request, "id", None):
+        return
+    reason = "expired" if expired else ("terminated" if terminated else "revoked")
+    ProgressPublisher(get_redis(), request.id).publish(TaskStatus.CANCELLED, None, f"task {reason}")

@@ -1,0 +1,439 @@
+"""Task names, queue names, priorities and the payload/result models every caller depends on.
+
+This module is the wire contract of DESIGN.md §3, §5 and §6. It imports pydantic only: no Celery, no
+FFmpeg, no torch, no faiss, so the API and the CLI can validate payloads cheaply.
+Each domain's models live in their own section; change a section only with its domain.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from geminivideo.errors import InvalidPayload
+
+
+# ─── Names ──────────────────────────────────────────────────────────────────────────────────────────
+class TaskName(StrEnum):
+    PROCESS_HUBSPOT_WEBHOOK = "process_hubspot_webhook"
+    MONITOR_ALL_ADS_FATIGUE = "monitor_all_ads_fatigue"
+    MONITOR_FATIGUE = "monitor_fatigue"  # alias of MONITOR_ALL_ADS_FATIGUE
+    AUTO_INDEX_WINNERS = "auto_index_winners"
+    AUTO_INDEX_WINNER = "auto_index_winner"
+    EXECUTE_APPROVED_CHANGES = "execute_approved_changes"
+    SWEEP_WEBHOOK_EVENTS = "sweep_webhook_events"
+    RENDER_VIDEO = "render_video_task"
+    GENERATE_PREVIEW = "generate_preview_task"
+    TRANSCODE = "transcode_task"
+    CAPTION = "caption_task"
+    CLEANUP = "cleanup_task"
+    MONITOR_RESOURCES = "monitor_resources_task"
+    VIDEO_PING = "video_ping"
+    ML_PING = "ml_ping"
+
+
+class QueueName(StrEnum):
+    HUBSPOT_WEBHOOK_EVENTS = "hubspot-webhook-events"
+    FATIGUE_MONITORING = "fatigue-monitoring"
+    BUDGET_OPTIMIZATION = "budget-optimization"
+    ML_DEFAULT = "ml-default"
+    RENDER = "render_queue"
+    TRANSCODE = "transcode_queue"
+    CAPTION = "caption_queue"
+    PREVIEW = "preview_queue"
+    MAINTENANCE = "maintenance"
+
+
+# Queue priorities of DESIGN.md §3 on the seed's scale: higher = more urgent.
+QUEUE_PRIORITY: dict[QueueName, int] = {
+    QueueName.RENDER: 10,
+    QueueName.TRANSCODE: 7,
+    QueueName.CAPTION: 6,
+    QueueName.PREVIEW: 5,
+    QueueName.MAINTENANCE: 5,
+}
+DEFAULT_PRIORITY = 5
+MAX_PRIORITY = 10
+
+# The order a worker consuming several queues drains them in (most urgent first). Maintenance comes
+# first: its tasks take milliseconds and must not wait behind a one-hour render.
+VIDEO_QUEUE_ORDER: tuple[QueueName, ...] = (
+    QueueName.MAINTENANCE,
+    QueueName.RENDER,
+    QueueName.TRANSCODE,
+    QueueName.CAPTION,
+    QueueName.PREVIEW,
+)
+ML_QUEUE_ORDER: tuple[QueueName, ...] = (
+    QueueName.HUBSPOT_WEBHOOK_EVENTS,
+    QueueName.BUDGET_OPTIMIZATION,
+    QueueName.FATIGUE_MONITORING,
+    QueueName.ML_DEFAULT,
+)
+
+TASK_QUEUE: dict[TaskName, QueueName] = {
+    TaskName.PROCESS_HUBSPOT_WEBHOOK: QueueName.HUBSPOT_WEBHOOK_EVENTS,
+    TaskName.MONITOR_ALL_ADS_FATIGUE: QueueName.FATIGUE_MONITORING,
+    TaskName.MONITOR_FATIGUE: QueueName.FATIGUE_MONITORING,
+    TaskName.AUTO_INDEX_WINNERS: QueueName.BUDGET_OPTIMIZATION,
+    TaskName.AUTO_INDEX_WINNER: QueueName.BUDGET_OPTIMIZATION,
+    TaskName.EXECUTE_APPROVED_CHANGES: QueueName.BUDGET_OPTIMIZATION,
+    TaskName.SWEEP_WEBHOOK_EVENTS: QueueName.HUBSPOT_WEBHOOK_EVENTS,
+    TaskName.RENDER_VIDEO: QueueName.RENDER,
+    TaskName.GENERATE_PREVIEW: QueueName.PREVIEW,
+    TaskName.TRANSCODE: QueueName.TRANSCODE,
+    TaskName.CAPTION: QueueName.CAPTION,
+    TaskName.CLEANUP: QueueName.MAINTENANCE,
+    TaskName.MONITOR_RESOURCES: QueueName.MAINTENANCE,
+    TaskName.VIDEO_PING: QueueName.MAINTENANCE,
+    TaskName.ML_PING: QueueName.ML_DEFAULT,
+}
+
+ML_TASKS: tuple[TaskName, ...] = (
+    TaskName.PROCESS_HUBSPOT_WEBHOOK,
+    TaskName.MONITOR_ALL_ADS_FATIGUE,
+    TaskName.MONITOR_FATIGUE,
+    TaskName.AUTO_INDEX_WINNERS,
+    TaskName.AUTO_INDEX_WINNER,
+    TaskName.EXECUTE_APPROVED_CHANGES,
+    TaskName.SWEEP_WEBHOOK_EVENTS,
+    TaskName.ML_PING,
+)
+VIDEO_TASKS: tuple[TaskName, ...] = (
+    TaskName.RENDER_VIDEO,
+    TaskName.GENERATE_PREVIEW,
+    TaskName.TRANSCODE,
+    TaskName.CAPTION,
+    TaskName.CLEANUP,
+    TaskName.MONITOR_RESOURCES,
+    TaskName.VIDEO_PING,
+)
+
+
+# ─── Progress protocol (DESIGN.md §4) ─────────────────────────────────────────────────────────────
+class TaskStatus(StrEnum):
+    QUEUED = "queued"
+    STARTED = "started"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    CANCELLED = "cancelled"
+
+
+FINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+
+class ProgressEvent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    task_id: str
+    progress: float = Field(ge=0, le=100)
+    status: TaskStatus
+    message: str = ""
+    timestamp: datetime
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+
+# ─── Helpers ────────────────────────────────────────────────────────────────────────────────────────
+class Payload(BaseModel):
+    """Base of every task payload: unknown fields are refused so typos do not pass silently."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def parse_payload(model: type[M], data: Any) -> M:
+    """Validate ``data`` as ``model``; raise InvalidPayload naming every bad field."""
+    if isinstance(data, model):
+        return data
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for item in exc.errors(include_url=False):
+            where = ".".join(str(p) for p in item["loc"]) or "payload"
+            problems.append(f"{where}: {item['msg']}")
+        raise InvalidPayload(f"invalid {model.__name__}: " + "; ".join(problems)) from None
+
+
+PositiveSeconds = Annotated[float, Field(ge=0, le=36_000)]
+
+
+# ─── Video: render ────────────────────────────────────────────────────────────────────────────────
+class VideoCodec(StrEnum):
+    H264 = "h264"
+    H265 = "h265"
+    VP9 = "vp9"
+    AV1 = "av1"
+
+
+class Container(StrEnum):
+    MP4 = "mp4"
+    WEBM = "webm"
+    MKV = "mkv"
+
+
+class Scene(Payload):
+    video_path: str = Field(min_length=1, max_length=4096)
+    start_time: PositiveSeconds | None = None
+    end_time: PositiveSeconds | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Scene:
+        if self.start_time is not None and self.end_time is not None and self.end_time <= self.start_time:
+            raise ValueError(f"end_time ({self.end_time}) must be greater than start_time ({self.start_time})")
+        return self
+
+
+class RenderOutputFormat(Payload):
+    width: int = Field(1920, ge=16, le=7680)
+    height: int = Field(1080, ge=16, le=4320)
+    fps: float = Field(30, gt=0, le=120)
+    codec: Literal["h264", "h265"] = "h264"
+    crf: int | None = Field(None, ge=0, le=51)
+    bitrate: str | None = Field(None, pattern=r"^\d+(\.\d+)?[kKmM]?$")
+    preset: str = Field("veryfast", pattern=r"^[a-z0-9]+$", max_length=16)
+
+
+class Transition(Payload):
+    type: str = Field("fade", pattern=r"^[a-z0-9]+$", max_length=32)
+    duration: float = Field(0.5, gt=0, le=5)
+
+
+class Position(StrEnum):
+    TOP_LEFT = "top-left"
+    TOP = "top"
+    TOP_RIGHT = "top-right"
+    CENTER = "center"
+    BOTTOM_LEFT = "bottom-left"
+    BOTTOM = "bottom"
+    BOTTOM_RIGHT = "bottom-right"
+
+
+class ImageOverlay(Payload):
+    type: Literal["image"] = "image"
+    path: str = Field(min_length=1, max_length=4096)
+    position: Position = Position.TOP_RIGHT
+    scale: float = Field(0.2, gt=0, le=1)
+    opacity: float = Field(1.0, ge=0, le=1)
+    start_time: PositiveSeconds = 0
+    end_time: PositiveSeconds | None = None
+
+
+class TextOverlay(Payload):
+    type: Literal["text"] = "text"
+    text: str = Field(min_length=1, max_length=500)
+    position: Position = Position.BOTTOM
+    font_size: int = Field(48, ge=6, le=400)
+    color: str = Field("white", pattern=r"^(#[0-9a-fA-F]{6}|[a-z]+)$")
+    box: bool = True
+    opacity: float = Field(1.0, ge=0, le=1)
+    start_time: PositiveSeconds = 0
+    end_time: PositiveSeconds | None = None
+
+
+Overlay = Annotated[ImageOverlay | TextOverlay, Field(discriminator="type")]
+
+
+class SubtitleCue(Payload):
+    start: PositiveSeconds
+    end: PositiveSeconds
+    text: str = Field(min_length=1, max_length=1000)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SubtitleCue:
+        if self.end <= self.start:
+            raise ValueError(f"end ({self.end}) must be greater than start ({self.start})")
+        return self
+
+
+class RenderJob(Payload):
+    scenes: list[Scene] = Field(min_length=1, max_length=100)
+    output_format: RenderOutputFormat = Field(default_factory=RenderOutputFormat)
+    transitions: bool | Transition | list[Transition] = True
+    overlays: list[Overlay] = Field(default_factory=list, max_length=50)
+    subtitles: str | list[SubtitleCue] | None = None
+    normalize_audio: bool = True
+    use_gpu: bool = False
+    output_name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
+
+
+class RenderResult(BaseModel):
+    output_path: str
+    file_size: int
+    duration: float
+    width: int
+    height: int
+    fps: float
+    codec: str
+    used_gpu: bool
+    gpu_id: int | None = None
+    gpu_fallback_reason: str | None = None
+    timestamp: datetime
+
+
+# ─── Video: preview ───────────────────────────────────────────────────────────────────────────────
+class PreviewJob(Payload):
+    video_path: str = Field(min_length=1, max_length=4096)
+    num_frames: int = Field(10, ge=1, le=200)
+    width: int = Field(320, ge=16, le=3840)
+    format: Literal["jpg", "webp"] = "jpg"
+    sprite: bool = False
+
+
+class PreviewResult(BaseModel):
+    preview_dir: str
+    preview_paths: list[str]
+    num_frames: int
+    video_duration: float
+    sprite_path: str | None = None
+    vtt_path: str | None = None
+    timestamp: datetime
+
+
+# ─── Video: transcode ─────────────────────────────────────────────────────────────────────────────
+class TranscodeFormat(Payload):
+    codec: VideoCodec = VideoCodec.H264
+    container: Container = Container.MP4
+    crf: int | None = Field(None, ge=0, le=63)
+    bitrate: str | None = Field(None, pattern=r"^\d+(\.\d+)?[kKmM]?$")
+    preset: str | None = Field(None, pattern=r"^[a-z0-9]+$", max_length=16)
+    width: int | None = Field(None, ge=16, le=7680)
+    height: int | None = Field(None, ge=16, le=4320)
+
+
+class TranscodeJob(Payload):
+    input_path: str = Field(min_length=1, max_length=4096)
+    output_format: TranscodeFormat = Field(default_factory=TranscodeFormat)
+
+
+class TranscodeResult(BaseModel):
+    output_path: str
+    input_path: str
+    file_size: int
+    duration: float
+    codec: str
+    container: str
+    width: int
+    height: int
+    timestamp: datetime
+
+
+# ─── Video: captions ──────────────────────────────────────────────────────────────────────────────
+class CaptionJob(Payload):
+    video_path: str = Field(min_length=1, max_length=4096)
+    model: str = Field("base", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    language: str | None = Field(None, pattern=r"^[a-z]{2,3}$")
+    formats: list[Literal["srt", "vtt", "json"]] = Field(default_factory=lambda: ["srt", "vtt"], min_length=1)
+    word_timestamps: bool = False
+
+
+class CaptionResult(BaseModel):
+    srt_path: str | None
+    vtt_path: str | None
+    json_path: str | None = None
+    language: str
+    language_probability: float
+    num_segments: int
+    duration: float
+    model: str
+    timestamp: datetime
+
+
+# ─── Video: housekeeping ──────────────────────────────────────────────────────────────────────────
+class CleanupJob(Payload):
+    max_age_days: float | None = Field(None, ge=0)
+    max_size_gb: float | None = Field(None, gt=0)
+    dry_run: bool = False
+
+
+class CleanupResult(BaseModel):
+    deleted_files: list[str] | int
+    freed_space_bytes: int
+    freed_space_gb: float
+    skipped_in_use: int
+    max_age_days: float
+    max_size_gb: float
+    dry_run: bool
+    timestamp: datetime
+
+
+# ─── ML: HubSpot webhooks ─────────────────────────────────────────────────────────────────────────
+class DealStageChange(Payload):
+    """The internal single-object webhook payload of the seed (one deal-stage change)."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, populate_by_name=True)
+
+    deal_id: str = Field(alias="dealId", min_length=1, max_length=128)
+    stage_to: str = Field(alias="stageTo", min_length=1, max_length=128)
+    stage_from: str | None = Field(None, alias="stageFrom", max_length=128)
+    deal_value: float | None = Field(None, alias="dealValue", ge=0, le=1e12)
+    tenant_id: str = Field("default", alias="tenantId", min_length=1, max_length=128)
+    occurred_at: datetime | None = Field(None, alias="occurredAt")
+    click_id: str | None = Field(None, max_length=512)
+    fbclid: str | None = Field(None, max_length=512)
+    gclid: str | None = Field(None, max_length=512)
+    fingerprint_hash: str | None = Field(None, max_length=128)
+    ip_address: str | None = Field(None, max_length=64)
+    user_agent: str | None = Field(None, max_length=1024)
+    attributed_spend: float | None = Field(None, ge=0)
+    event_key: str | None = Field(None, max_length=256)
+
+    @field_validator("occurred_at", mode="before")
+    @classmethod
+    def _epoch_millis(cls, value: Any) -> Any:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        return value
+
+
+class WebhookResult(BaseModel):
+    status: str
+    synthetic_revenue: float
+    attribution: dict[str, Any] | None
+    ad_id: str | None
+    deal_id: str | None = None
+    credit: float = 0.0
+
+
+# ─── ML: winners ──────────────────────────────────────────────────────────────────────────────────
+class IndexWinnerJob(Payload):
+    ad_id: str = Field(min_length=1, max_length=128)
+    creative_dna: dict[str, Any]
+    force: bool = False
+
+
+class IndexWinnersResult(BaseModel):
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
+    total: int
+    timestamp: datetime
+
+
+# ─── ML: fatigue ──────────────────────────────────────────────────────────────────────────────────
+class FatigueScanJob(Payload):
+    tenant_id: str | None = None
+    chunk_size: int = Field(5000, ge=1, le=100_000)
+
+
+class FatigueScanResult(BaseModel):
+    ads_scanned: int
+    by_status: dict[str, int]
+    critical: int
+    proposals_created: int
+    timestamp: datetime

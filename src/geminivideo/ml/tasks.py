@@ -1,0 +1,68 @@
+"""ML tasks: thin wrappers around the webhook pipeline, fatigue monitor, approvals and winner index."""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from geminivideo.celery_base import GeminiTask
+from geminivideo.contracts import (
+    DealStageChange,
+    FatigueScanJob,
+    IndexWinnerJob,
+    TaskName,
+    parse_payload,
+    utcnow,
+)
+from geminivideo.ml import approvals, fatigue, hubspot, winners
+from geminivideo.ml.celery_app import app
+
+
+@app.task(name=str(TaskName.PROCESS_HUBSPOT_WEBHOOK), bind=True, shared=False)
+def process_hubspot_webhook(self: GeminiTask, event: dict[str, Any]) -> dict[str, Any]:
+    return hubspot.process_event(event).model_dump(mode="json")
+
+
+@app.task(name=str(TaskName.SWEEP_WEBHOOK_EVENTS), bind=True, shared=False, publishes_progress=False)
+def sweep_webhook_events(self: GeminiTask) -> dict[str, Any]:
+    return hubspot.sweep_unprocessed_events()
+
+
+@app.task(name=str(TaskName.MONITOR_ALL_ADS_FATIGUE), bind=True, shared=False)
+def monitor_all_ads_fatigue(self: GeminiTask, **options: Any) -> dict[str, Any]:
+    payload = parse_payload(FatigueScanJob, options)
+    return fatigue.scan_all_ads(payload, self.progress().processing).model_dump(mode="json")
+
+
+@app.task(name=str(TaskName.MONITOR_FATIGUE), bind=True, shared=False)
+def monitor_fatigue(self: GeminiTask, **options: Any) -> dict[str, Any]:
+    """Alias of ``monitor_all_ads_fatigue`` kept for the seed's callers."""
+    payload = parse_payload(FatigueScanJob, options)
+    return fatigue.scan_all_ads(payload, self.progress().processing).model_dump(mode="json")
+
+
+@app.task(name=str(TaskName.AUTO_INDEX_WINNERS), bind=True, shared=False)
+def auto_index_winners(self: GeminiTask) -> dict[str, Any]:
+    return winners.index_all_winners(self.progress().processing).model_dump(mode="json")
+
+
+@app.task(name=str(TaskName.AUTO_INDEX_WINNER), bind=True, shared=False)
+def auto_index_winner(self: GeminiTask, ad_id: str, creative_dna: dict[str, Any], force: bool = False) -> dict[str, Any]:
+    payload = parse_payload(IndexWinnerJob, {"ad_id": ad_id, "creative_dna": creative_dna, "force": force})
+    return winners.index_winner(payload)
+
+
+@app.task(name=str(TaskName.EXECUTE_APPROVED_CHANGES), bind=True, shared=False, publishes_progress=False)
+def execute_approved_changes(self: GeminiTask, limit: int = 100) -> dict[str, Any]:
+    return approvals.execute_approved_changes(limit=limit)
+
+
+@app.task(name=str(TaskName.ML_PING), bind=True, shared=False, publishes_progress=False)
+def ml_ping(self: GeminiTask, echo: str = "pong") -> dict[str, Any]:
+    """Round trip through the broker: proves a worker of this app consumes and answers."""
+    return {"echo": echo, "app": "ml", "hostname": self.request.hostname, "host": socket.gethostname(),
+            "pid": os.getpid(), "timestamp": utcnow().isoformat()}
+
+
+__all__ = ["DealStageChange"]

@@ -1,0 +1,139 @@
+"""The task progress protocol of DESIGN.md §4.
+
+Every update is one JSON object ``{task_id, progress, status, message, timestamp}`` written with
+``SETEX task_status:<id>`` (24 h) and sent with ``PUBLISH task_progress:<id>``. A publisher keeps
+progress monotonic and rate-limits ``processing`` updates; status changes and final states always go out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+import redis
+
+from geminivideo.contracts import FINAL_STATUSES, ProgressEvent, TaskStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+STATUS_TTL_S = 24 * 3600
+DEFAULT_MIN_INTERVAL_S = 0.5  # at most ~2 processing messages per second
+
+
+def status_key(task_id: str) -> str:
+    return f"task_status:{task_id}"
+
+
+def progress_channel(task_id: str) -> str:
+    return f"task_progress:{task_id}"
+
+
+def read_status(client: redis.Redis, task_id: str) -> ProgressEvent | None:
+    raw = client.get(status_key(task_id))
+    return ProgressEvent.model_validate_json(raw) if raw else None
+
+
+class ProgressPublisher:
+    """Publishes one task's progress; safe to call often, it drops what the rate limit forbids."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        task_id: str,
+        *,
+        min_interval_s: float = DEFAULT_MIN_INTERVAL_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self.task_id = task_id
+        self._min_interval_s = min_interval_s
+        self._clock = clock
+        self._last_sent_at: float | None = None
+        self._last_status: TaskStatus | None = None
+        self._progress = self._stored_progress()
+
+    def _stored_progress(self) -> float:
+        # A retried task starts over; the published figure holds until the new attempt passes it.
+        try:
+            current = read_status(self._client, self.task_id)
+        except (redis.RedisError, ValueError):
+            return 0.0
+        if current is None or current.status in FINAL_STATUSES:
+            return 0.0
+        return current.progress
+
+    @property
+    def progress(self) -> float:
+        return self._progress
+
+    def publish(
+        self, status: TaskStatus, progress: float | None = None, message: str = "", *, force: bool = False
+    ) -> ProgressEvent | None:
+        """Send an update; return it, or None when rate-limited. Never raises on Redis trouble."""
+        if status is TaskStatus.COMPLETED:
+            progress = 100.0
+        if progress is not None:
+            self._progress = max(self._progress, min(100.0, max(0.0, float(progress))))
+        now = self._clock()
+        changed = status is not self._last_status
+        if not (force or changed or status in FINAL_STATUSES) and self._last_sent_at is not None:
+            if now - self._last_sent_at < self._min_interval_s:
+                return None
+        event = ProgressEvent(
+            task_id=self.task_id, progress=round(self._progress, 2), status=status, message=message, timestamp=utcnow()
+        )
+        if self._send(event):
+            self._last_sent_at, self._last_status = now, status
+        return event
+
+    def _send(self, event: ProgressEvent) -> bool:
+        body = event.model_dump_json()
+        try:
+            pipe = self._client.pipeline(transaction=False)
+            pipe.setex(status_key(self.task_id), STATUS_TTL_S, body)
+            pipe.publish(progress_channel(self.task_id), body)
+            pipe.execute()
+        except redis.RedisError as exc:
+            # Progress is advisory: a Redis hiccup must not fail a one-hour render.
+            log.warning("progress for %s not published: %s", self.task_id, exc)
+            return False
+        return True
+
+    def processing(self, progress: float, message: str = "") -> ProgressEvent | None:
+        return self.publish(TaskStatus.PROCESSING, progress, message)
+
+
+def follow(client: redis.Redis, task_id: str, *, timeout_s: float = 3600.0) -> Iterator[ProgressEvent]:
+    """Yield a task's progress events until a final status or ``timeout_s``.
+
+    Subscribes before reading the stored status, so no update between the two is missed.
+    """
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(progress_channel(task_id))
+    try:
+        current = read_status(client, task_id)
+        if current is not None:
+            yield current
+            if current.is_final:
+                return
+        deadline = time.monotonic() + timeout_s
+        while (remaining := deadline - time.monotonic()) > 0:
+            message = pubsub.get_message(timeout=min(1.0, remaining))
+            if message is None:
+                continue
+            event = ProgressEvent.model_validate(json.loads(message["data"]))
+            yield event
+            if event.is_final:
+                return
+    finally:
+        pubsub.close()
+
+
+ProgressCallback = Callable[[float, str], object]
+"""What domain code calls with (percent, message); tasks pass ``ProgressPublisher.processing``."""
+
+
+def no_progress(_percent: float, _message: str) -> None:
+    """A ProgressCallback that drops updates (domain code called outside a task)."""

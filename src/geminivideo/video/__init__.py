@@ -1,0 +1,1 @@
+"""Video workers: render, preview, transcode, captions, cleanup and resource monitoring."""

@@ -1,0 +1,47 @@
+"""The video Celery app: ``celery -A geminivideo.video.celery_app:app worker -Q render_queue,…``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from celery.schedules import crontab
+
+from geminivideo.celery_base import AppSpec, TimeLimit, grace_limit, make_celery
+from geminivideo.config import Settings
+from geminivideo.contracts import VIDEO_QUEUE_ORDER, TaskName
+
+
+def time_limits(settings: Settings) -> Mapping[TaskName, TimeLimit]:
+    return {
+        TaskName.RENDER_VIDEO: grace_limit(settings.render_timeout),
+        TaskName.GENERATE_PREVIEW: grace_limit(settings.preview_timeout),
+        TaskName.TRANSCODE: grace_limit(settings.transcode_timeout),
+        TaskName.CAPTION: grace_limit(settings.caption_timeout),
+        TaskName.CLEANUP: TimeLimit(30 * 60, 31 * 60),
+        TaskName.MONITOR_RESOURCES: TimeLimit(50, 55),
+        TaskName.VIDEO_PING: TimeLimit(10, 15),
+    }
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    return {
+        "cleanup-daily": {"task": str(TaskName.CLEANUP), "schedule": crontab(hour=2, minute=0)},
+        "monitor-resources": {
+            "task": str(TaskName.MONITOR_RESOURCES),
+            "schedule": timedelta(seconds=60),
+            "options": {"expires": 55},
+        },
+    }
+
+
+SPEC = AppSpec(
+    name="video",
+    include=("geminivideo.video.tasks",),
+    queues=VIDEO_QUEUE_ORDER,
+    time_limits=time_limits,
+    beat_schedule=beat_schedule,
+)
+
+app = make_celery(SPEC)
