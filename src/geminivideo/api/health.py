@@ -1,0 +1,7 @@
+"""Liveness and dependency checks (/health)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,7 @@
+"""Winner search endpoints."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()

@@ -1,0 +1,7 @@
+"""HubSpot webhook ingestion."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+router = APIRouter()
