@@ -40,7 +40,8 @@ def pytest_configure(config: pytest.Config) -> None:
     root = Path(tempfile.mkdtemp(prefix="gv-test-"))
     redis_proc, redis_url = procs.start_redis(data_dir=root / "redis")
     sqlite_url = f"sqlite:///{root / 'geminivideo.db'}"
-    env = TestEnv(root=root, redis_url=redis_url, sqlite_url=sqlite_url, values=build_values(root, redis_url, sqlite_url))
+    values = build_values(root, redis_url, sqlite_url)
+    env = TestEnv(root=root, redis_url=redis_url, sqlite_url=sqlite_url, values=values)
     context = applied(env.values)
     context.__enter__()
     _SESSION.update(env=env, redis=redis_proc, context=context)

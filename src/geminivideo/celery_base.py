@@ -72,7 +72,7 @@ class AppSpec:
     beat_schedule: Callable[[Settings], dict[str, dict[str, Any]]] = field(default=lambda s: {})
 
 
-class GeminiTask(Task):  # type: ignore[misc]
+class GeminiTask(Task):
     """Base task: publishes progress from Celery's lifecycle hooks and retries only transient errors."""
 
     abstract = True

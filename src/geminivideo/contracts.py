@@ -333,11 +333,15 @@ class TranscodeResult(BaseModel):
 
 
 # ─── Video: captions ──────────────────────────────────────────────────────────────────────────────
+CaptionFormat = Literal["srt", "vtt", "json"]
+DEFAULT_CAPTION_FORMATS: tuple[CaptionFormat, ...] = ("srt", "vtt")
+
+
 class CaptionJob(Payload):
     video_path: str = Field(min_length=1, max_length=4096)
     model: str = Field("base", pattern=r"^[A-Za-z0-9._-]{1,64}$")
     language: str | None = Field(None, pattern=r"^[a-z]{2,3}$")
-    formats: list[Literal["srt", "vtt", "json"]] = Field(default_factory=lambda: ["srt", "vtt"], min_length=1)
+    formats: list[CaptionFormat] = Field(default_factory=lambda: list(DEFAULT_CAPTION_FORMATS), min_length=1)
     word_timestamps: bool = False
 
 

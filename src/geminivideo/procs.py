@@ -17,6 +17,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import redis
 
@@ -75,15 +76,17 @@ class ManagedProcess:
             os.killpg(self.popen.pid, signum)
 
     def stop(self, timeout_s: float = 20.0, sig: int = signal.SIGTERM) -> int | None:
-        """TERM (warm shutdown) the group, KILL it after ``timeout_s``; return the exit code."""
+        """Send ``sig`` to the main process only (a Celery worker's warm shutdown lets its pool children
+        finish), KILL the whole group after ``timeout_s``; return the exit code."""
         if self.alive():
-            self.signal_group(sig)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.popen.pid, sig)
             try:
                 self.popen.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 self.signal_group(signal.SIGKILL)
                 self.popen.wait(timeout=10)
-        # Stragglers (pool children that outlived the parent) share the group id.
+        # Stragglers (pool children, FFmpeg) that outlived the parent share the group id.
         self.signal_group(signal.SIGKILL)
         return self.popen.returncode
 
@@ -92,18 +95,18 @@ def spawn(
     name: str, argv: Sequence[str], *, env: Mapping[str, str] | None = None, log_path: Path | None = None,
     cwd: Path | None = None,
 ) -> ManagedProcess:
-    stdout: int | object = subprocess.DEVNULL
+    stdout: int | IO[bytes] = subprocess.DEVNULL
     if log_path is not None:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        stdout = open(log_path, "ab")  # noqa: SIM115  (closed by the child's exit; the parent drops it below)
+        stdout = open(log_path, "ab")  # noqa: SIM115  (the child keeps its own copy; ours is closed below)
     try:
         popen = subprocess.Popen(
             list(argv), env=dict(env) if env is not None else None, stdout=stdout, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True, cwd=cwd,
         )
     finally:
-        if log_path is not None:
-            stdout.close()  # type: ignore[union-attr]
+        if not isinstance(stdout, int):
+            stdout.close()
     return ManagedProcess(name, popen, log_path)
 
 
@@ -164,7 +167,7 @@ def ping_worker(app: str, hostname: str, env: Mapping[str, str], timeout_s: floa
     probe = Celery(f"probe-{app}", broker=broker, set_as_current=False)
     try:
         replies = probe.control.ping(destination=[hostname], timeout=timeout_s)
-    except Exception:  # noqa: BLE001  (any broker trouble simply means "not ready yet")
+    except Exception:
         return False
     finally:
         probe.close()

@@ -78,9 +78,9 @@ class ProgressPublisher:
             self._progress = max(self._progress, min(100.0, max(0.0, float(progress))))
         now = self._clock()
         changed = status is not self._last_status
-        if not (force or changed or status in FINAL_STATUSES) and self._last_sent_at is not None:
-            if now - self._last_sent_at < self._min_interval_s:
-                return None
+        routine = not (force or changed or status in FINAL_STATUSES)
+        if routine and self._last_sent_at is not None and now - self._last_sent_at < self._min_interval_s:
+            return None
         event = ProgressEvent(
             task_id=self.task_id, progress=round(self._progress, 2), status=status, message=message, timestamp=utcnow()
         )

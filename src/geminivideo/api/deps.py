@@ -15,4 +15,6 @@ def require_api_key(x_api_key: str | None = Header(default=None)) -> None:
     if not keys:
         return
     if x_api_key is None or not any(hmac.compare_digest(x_api_key, key) for key in keys):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "missing or invalid X-API-Key", {"WWW-Authenticate": "ApiKey"})
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED, "missing or invalid X-API-Key", {"WWW-Authenticate": "ApiKey"}
+        )

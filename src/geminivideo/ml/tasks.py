@@ -48,7 +48,9 @@ def auto_index_winners(self: GeminiTask) -> dict[str, Any]:
 
 
 @app.task(name=str(TaskName.AUTO_INDEX_WINNER), bind=True, shared=False)
-def auto_index_winner(self: GeminiTask, ad_id: str, creative_dna: dict[str, Any], force: bool = False) -> dict[str, Any]:
+def auto_index_winner(
+    self: GeminiTask, ad_id: str, creative_dna: dict[str, Any], force: bool = False
+) -> dict[str, Any]:
     payload = parse_payload(IndexWinnerJob, {"ad_id": ad_id, "creative_dna": creative_dna, "force": force})
     return winners.index_winner(payload)
 

@@ -1,0 +1,75 @@
+"""A registry of files and folders that running tasks are using, so cleanup never deletes them.
+
+Each entry is a member of one Redis sorted set (``media_in_use``) scored by its expiry time. A task
+holds its paths with ``in_use(...)``: a background thread renews the lease while the task runs, so a
+crashed worker's entries simply expire. Shared by every host that shares the media storage.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import redis
+
+from geminivideo.redis_client import get_redis
+
+log = logging.getLogger(__name__)
+
+IN_USE_KEY = "media_in_use"
+DEFAULT_LEASE_S = 120.0
+
+
+def _members(paths: Iterable[Path]) -> list[str]:
+    return [str(Path(p).resolve()) for p in paths]
+
+
+def _renew(client: redis.Redis, members: list[str], lease_s: float) -> None:
+    expiry = time.time() + lease_s
+    client.zadd(IN_USE_KEY, dict.fromkeys(members, expiry))
+
+
+@contextlib.contextmanager
+def in_use(*paths: Path, lease_s: float = DEFAULT_LEASE_S) -> Iterator[None]:
+    """Mark ``paths`` (files or folders) as in use for as long as the block runs."""
+    client = get_redis()
+    members = _members(paths)
+    try:
+        _renew(client, members, lease_s)
+    except redis.RedisError as exc:
+        # The task itself must not fail because the guard is unavailable; cleanup also refuses to
+        # run without Redis (it cannot know what is in use), so nothing is put at risk.
+        log.warning("could not register %s as in use: %s", members, exc)
+    stop = threading.Event()
+
+    def _heartbeat() -> None:
+        while not stop.wait(lease_s / 3):
+            with contextlib.suppress(redis.RedisError):
+                _renew(client, members, lease_s)
+
+    thread = threading.Thread(target=_heartbeat, name="in-use-lease", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        with contextlib.suppress(redis.RedisError):
+            client.zrem(IN_USE_KEY, *members)
+
+
+def paths_in_use(client: redis.Redis | None = None) -> set[Path]:
+    """Every path currently held by a live lease (expired leases are purged first)."""
+    client = client or get_redis()
+    client.zremrangebyscore(IN_USE_KEY, "-inf", time.time())
+    return {Path(str(member)) for member in client.zrange(IN_USE_KEY, 0, -1)}
+
+
+def is_in_use(path: Path, held: set[Path]) -> bool:
+    """True when ``path`` is held, or lies inside a held folder."""
+    resolved = Path(path).resolve()
+    return any(resolved == h or resolved.is_relative_to(h) for h in held)
