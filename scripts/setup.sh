@@ -10,6 +10,10 @@ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_apt+=(ffmp
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
+# The ops tests drive Flower in headless Chromium and validate the compose files with docker-compose.
+command -v chromium >/dev/null || need_apt+=(chromium)
+command -v docker-compose >/dev/null || need_apt+=(docker-compose)
+command -v shellcheck >/dev/null || need_apt+=(shellcheck)
 
 if ((${#need_apt[@]})); then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
