@@ -1,7 +1,179 @@
-"""Video job submit, status, progress stream, cancel; queues and workers."""
+"""Video job submit, status, progress stream and cancel; queue lengths and workers.
+
+``POST /api/video/{render,preview,transcode,caption}`` take the task payload models of ``contracts.py``
+(so a bad field is a 422 naming it) and answer ``202 {task_id, status_url, events_url}``. Progress is
+the task_status record and the task_progress channel of DESIGN.md §4, streamed as Server-Sent Events.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.concurrency import run_in_threadpool
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
+
+from geminivideo import client
+from geminivideo.api.deps import require_api_key
+from geminivideo.client import JobAlreadyFinished, JobKind, JobState, QueueInfo, UnknownJob, WorkerInfo
+from geminivideo.contracts import CaptionJob, PreviewJob, RenderJob, TaskStatus, TranscodeJob
+from geminivideo.errors import DependencyUnavailable
+
+router = APIRouter(dependencies=[Depends(require_api_key)], tags=["jobs"])
+
+MAX_STREAM_S = 24 * 3600
+
+
+class Submitted(BaseModel):
+    task_id: str
+    kind: str
+    status: TaskStatus
+    status_url: str
+    events_url: str
+
+
+class JobSummary(BaseModel):
+    task_id: str
+    kind: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+    error: str | None = None
+
+
+def _unavailable(exc: Exception | str) -> HTTPException:
+    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"dependency unavailable: {exc}")
+
+
+def _submit(request: Request, kind: JobKind, payload: Any) -> Submitted:
+    try:
+        task_id = client.submit(kind, payload)
+    except DependencyUnavailable as exc:
+        raise _unavailable(exc) from None
+    except SQLAlchemyError as exc:
+        raise _unavailable(f"database: {type(exc).__name__}: {exc.args[0] if exc.args else exc}") from None
+    return Submitted(
+        task_id=task_id,
+        kind=str(kind),
+        status=TaskStatus.QUEUED,
+        status_url=str(request.url_for("get_job", task_id=task_id)),
+        events_url=str(request.url_for("job_events", task_id=task_id)),
+    )
+
+
+@router.post("/api/video/render", status_code=status.HTTP_202_ACCEPTED)
+def submit_render(request: Request, job: RenderJob) -> Submitted:
+    """Render an ad from scenes (``render_video_task``)."""
+    return _submit(request, JobKind.RENDER, job)
+
+
+@router.post("/api/video/preview", status_code=status.HTTP_202_ACCEPTED)
+def submit_preview(request: Request, job: PreviewJob) -> Submitted:
+    """Extract preview frames, optionally a sprite sheet with a WebVTT track (``generate_preview_task``)."""
+    return _submit(request, JobKind.PREVIEW, job)
+
+
+@router.post("/api/video/transcode", status_code=status.HTTP_202_ACCEPTED)
+def submit_transcode(request: Request, job: TranscodeJob) -> Submitted:
+    """Transcode a video to another codec and container (``transcode_task``)."""
+    return _submit(request, JobKind.TRANSCODE, job)
+
+
+@router.post("/api/video/caption", status_code=status.HTTP_202_ACCEPTED)
+def submit_caption(request: Request, job: CaptionJob) -> Submitted:
+    """Transcribe a video's speech into SRT/WebVTT captions (``caption_task``)."""
+    return _submit(request, JobKind.CAPTION, job)
+
+
+def _state_or_404(task_id: str) -> JobState:
+    try:
+        return client.job_state(task_id)
+    except UnknownJob as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except DependencyUnavailable as exc:
+        raise _unavailable(exc) from None
+
+
+@router.get("/api/jobs")
+def list_jobs(
+    kind: JobKind | None = None,
+    job_status: Annotated[TaskStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[JobSummary]:
+    """Recently submitted jobs, newest first."""
+    rows = client.list_jobs(kind=kind, status=job_status, limit=limit)
+    return [
+        JobSummary(task_id=r.task_id, kind=r.kind, status=r.status, created_at=r.created_at,
+                   updated_at=r.updated_at, error=r.error)
+        for r in rows
+    ]
+
+
+@router.get("/api/jobs/{task_id}", name="get_job")
+def get_job(task_id: str) -> JobState:
+    """The job's progress record, its Celery state, and its result once done."""
+    return _state_or_404(task_id)
+
+
+def _known_job(task_id: str) -> JobState:
+    # A dependency, so an unknown id is a plain 404 before the event stream starts.
+    return _state_or_404(task_id)
+
+
+@router.get("/api/jobs/{task_id}/events", name="job_events", response_class=EventSourceResponse)
+async def job_events(
+    task_id: str,
+    state: Annotated[JobState, Depends(_known_job)],
+    timeout_s: Annotated[float, Query(gt=0, le=MAX_STREAM_S)] = 3600,
+) -> AsyncIterator[ServerSentEvent]:
+    """Server-Sent Events from ``task_progress:<id>`` until a final status (``event:`` is the status)."""
+    if state.is_final:
+        # Nothing more will be published (the record may even have expired): say how it ended.
+        yield _sse(state.model_dump(mode="json", include=_EVENT_FIELDS), state.status)
+        return
+    async for event in client.follow_async(task_id, timeout_s=timeout_s):
+        yield _sse(event.model_dump(mode="json"), event.status)
+
+
+_EVENT_FIELDS = {"task_id", "progress", "status", "message", "updated_at"}
+
+
+def _sse(data: dict[str, Any], event_status: TaskStatus) -> ServerSentEvent:
+    if "updated_at" in data:
+        data["timestamp"] = data.pop("updated_at")
+    return ServerSentEvent(data=data, event=event_status.value)
+
+
+@router.delete("/api/jobs/{task_id}", status_code=status.HTTP_202_ACCEPTED)
+def cancel_job(task_id: str) -> JobState:
+    """Revoke the job with terminate: a running FFmpeg process group is killed; the status becomes cancelled."""
+    try:
+        return client.cancel(task_id)
+    except UnknownJob as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except JobAlreadyFinished as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except DependencyUnavailable as exc:
+        raise _unavailable(exc) from None
+
+
+@router.get("/api/queues")
+def get_queues() -> list[QueueInfo]:
+    """Messages waiting per queue, most urgent first within each app."""
+    try:
+        return client.queue_lengths()
+    except DependencyUnavailable as exc:
+        raise _unavailable(exc) from None
+
+
+@router.get("/api/workers")
+async def get_workers(timeout_s: Annotated[float, Query(gt=0, le=10)] = 1.0) -> list[WorkerInfo]:
+    """Workers answering ``inspect ping``, with their queues, concurrency, processed count and active tasks."""
+    try:
+        return await run_in_threadpool(client.workers, timeout_s)
+    except DependencyUnavailable as exc:
+        raise _unavailable(exc) from None
