@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -70,6 +70,8 @@ class Settings(BaseSettings):
 
     whisper_model_dir: Path | None = None
     whisper_cache_dir: Path = Path("var/whisper-models")
+    whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
+    whisper_allow_download: bool = True
     winner_index_path: Path = Path("var/winner_index")
 
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
