@@ -96,13 +96,14 @@ def refresh_caches() -> None:
     dispose_engine()
 
 
-def create_postgres_database() -> tuple[str, str]:
+def create_postgres_database(*, migrate: bool = True) -> tuple[str, str]:
     """Create a fresh database for this session, migrate it, return (name, SQLAlchemy URL)."""
     name = f"gv_test_{os.getpid()}_{secrets.token_hex(4)}"
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=10) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     url = PG_URL_TEMPLATE.format(db=name)
-    upgrade(url)
+    if migrate:
+        upgrade(url)
     return name, url
 
 
