@@ -420,19 +420,41 @@ class IndexWinnerJob(Payload):
     force: bool = False
 
 
+class IndexWinnerResult(BaseModel):
+    """What ``auto_index_winner`` did with one ad, and why when it was not indexed."""
+
+    ad_id: str
+    indexed: bool
+    action: Literal["added", "updated", "unchanged", "removed", "skipped"]
+    is_winner: bool
+    forced: bool
+    reasons: list[str]
+    vector_id: int | None = None
+    total: int
+    timestamp: datetime
+
+
 class IndexWinnersResult(BaseModel):
     added: int
     updated: int
     removed: int
     unchanged: int
     total: int
+    winners: int = 0
+    forced: int = 0
+    winners_without_dna: int = 0
+    embedded: int = 0
+    duration_s: float = 0.0
     timestamp: datetime
 
 
 # ─── ML: fatigue ──────────────────────────────────────────────────────────────────────────────────
 class FatigueScanJob(Payload):
-    tenant_id: str | None = None
+    tenant_id: str | None = Field(None, min_length=1, max_length=128)
     chunk_size: int = Field(5000, ge=1, le=100_000)
+    as_of: date | None = None  # last day to judge; default the latest day with metrics
+    lookback_days: int = Field(30, ge=7, le=120)
+    create_proposals: bool = True
 
 
 class FatigueScanResult(BaseModel):
