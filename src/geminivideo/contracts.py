@@ -450,11 +450,8 @@ class IndexWinnersResult(BaseModel):
 
 # ─── ML: fatigue ──────────────────────────────────────────────────────────────────────────────────
 class FatigueScanJob(Payload):
-    tenant_id: str | None = Field(None, min_length=1, max_length=128)
+    tenant_id: str | None = None
     chunk_size: int = Field(5000, ge=1, le=100_000)
-    as_of: date | None = None  # last day to judge; default the latest day with metrics
-    lookback_days: int = Field(30, ge=7, le=120)
-    create_proposals: bool = True
 
 
 class FatigueScanResult(BaseModel):
