@@ -339,10 +339,12 @@ DEFAULT_CAPTION_FORMATS: tuple[CaptionFormat, ...] = ("srt", "vtt")
 
 class CaptionJob(Payload):
     video_path: str = Field(min_length=1, max_length=4096)
-    model: str = Field("base", pattern=r"^[A-Za-z0-9._-]{1,64}$")
+    # A size ("base", "tiny.en", "large-v3"), its hub id ("Systran/faster-whisper-base"), or a folder name in
+    # WHISPER_MODEL_DIR.
+    model: str = Field("base", pattern=r"^[A-Za-z0-9._-]{1,64}(/[A-Za-z0-9._-]{1,96})?$")
     language: str | None = Field(None, pattern=r"^[a-z]{2,3}$")
     formats: list[CaptionFormat] = Field(default_factory=lambda: list(DEFAULT_CAPTION_FORMATS), min_length=1)
-    word_timestamps: bool = False
+    word_timestamps: bool = False  # include per-word timings in the JSON output (cues always use them)
 
 
 class CaptionResult(BaseModel):
@@ -355,6 +357,16 @@ class CaptionResult(BaseModel):
     duration: float
     model: str
     timestamp: datetime
+    num_cues: int = 0
+    model_source: str | None = None  # WHISPER_MODEL_DIR, an installed package, the download cache
+    device: str | None = None
+    compute_type: str | None = None
+    model_cached: bool = False  # True when this worker process had the model loaded already
+    model_loads: int = 0  # Whisper models this worker process has loaded so far
+    model_load_s: float = 0.0
+    transcribe_s: float = 0.0
+    processing_s: float = 0.0
+    worker_pid: int | None = None
 
 
 # ─── Video: housekeeping ──────────────────────────────────────────────────────────────────────────
