@@ -9,6 +9,7 @@ scripts never spell a queue name themselves.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -77,15 +78,34 @@ def redis_check(url: str, timeout_s: float = 3.0) -> int:
     return 1
 
 
-def wait_ready(broker_url: str, hostnames: Sequence[str], timeout_s: float) -> int:
-    """Wait until every hostname answers ``inspect ping``; print the ones that never did and return 1."""
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def wait_ready(broker_url: str, targets: Sequence[str], timeout_s: float) -> int:
+    """Wait until every worker answers ``inspect ping``; print the ones that never did and return 1.
+
+    A target is ``hostname`` or ``hostname=pid``; with a pid, a worker that already exited is given up on
+    at once instead of at the timeout.
+    """
     from celery import Celery
 
+    pids = {name: int(pid) if pid else None for name, _, pid in (t.partition("=") for t in targets)}
     probe = Celery("geminivideo-probe", broker=broker_url, set_as_current=False)
-    pending = set(hostnames)
+    pending = set(pids)
     deadline = time.monotonic() + timeout_s
     try:
         while pending and time.monotonic() < deadline:
+            if not all(_alive(pids[name]) for name in pending):
+                break
             try:
                 replies = probe.control.ping(destination=sorted(pending), timeout=1.0)
             except Exception as exc:  # broker trouble while workers start is just "not yet"
@@ -126,7 +146,7 @@ def _parser() -> argparse.ArgumentParser:
     ready = sub.add_parser("wait-ready", help="wait until workers answer inspect ping")
     ready.add_argument("--broker", required=True)
     ready.add_argument("--timeout", type=float, default=60.0)
-    ready.add_argument("hostnames", nargs="+")
+    ready.add_argument("targets", nargs="+", metavar="HOSTNAME[=PID]")
     beat = sub.add_parser("beat-health", help="exit 1 unless a beat of the app holds its RedBeat lock")
     beat.add_argument("--app", choices=sorted(APPS), required=True)
     beat.add_argument("--redis", default=None, help="Redis URL (default: REDIS_URL)")
@@ -141,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "redis-check":
         return redis_check(args.url)
     if args.command == "wait-ready":
-        return wait_ready(args.broker, args.hostnames, args.timeout)
+        return wait_ready(args.broker, args.targets, args.timeout)
     from geminivideo.config import get_settings
 
     return beat_health(args.redis or get_settings().redis_url, args.app)
