@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import redis
@@ -30,11 +31,11 @@ from geminivideo.contracts import (
 from geminivideo.errors import Cancelled, TransientError
 from geminivideo.progress import ProgressPublisher
 from geminivideo.redis_client import get_redis, reset_redis
+from geminivideo.redis_transport import TRANSPORT_PATH as REDIS_TRANSPORT
 
 log = logging.getLogger(__name__)
 
 RESULT_EXPIRES_S = 24 * 3600
-VISIBILITY_MARGIN_S = 300
 REDIS_PRIORITY_STEPS = list(range(10))
 
 
@@ -128,6 +129,50 @@ def _queues(spec: AppSpec, broker_is_redis: bool) -> list[Queue]:
     return [Queue(str(q), routing_key=str(q), queue_arguments=arguments) for q in spec.queues]
 
 
+def _beat_probe(spec: AppSpec, settings: Settings) -> dict[str, dict[str, Any]]:
+    """With BEAT_PROBE_INTERVAL_S, the beat also sends its app's ping task: a heartbeat that shows one live beat
+    (and only one: the RedBeat lock) is sending on schedule."""
+    interval_s = settings.beat_probe_interval_s
+    ping = f"{spec.name}_ping"
+    if interval_s is None or ping not in TaskName._value2member_map_:
+        return {}
+    return {"beat-probe": {"task": ping, "schedule": timedelta(seconds=interval_s), "options": {"expires": interval_s}}}
+
+
+def queue_visibility_timeouts(
+    spec: AppSpec, settings: Settings, limits: Mapping[TaskName, TimeLimit]
+) -> dict[str, float]:
+    """Redis only: how long an unacknowledged delivery of each queue stays invisible before kombu restores it.
+
+    The longest hard limit of the tasks routed to that queue plus VISIBILITY_MARGIN_S: a killed worker's
+    90-second webhook comes back in ~2.5 minutes, not after the app's 35-minute scan limit. Shorter would
+    deliver a still-running task twice; longer only delays recovery from a worker killed without warning.
+    """
+    timeouts: dict[str, float] = {}
+    for queue in spec.queues:
+        hard = [limit.hard_s for task, limit in limits.items() if TASK_QUEUE.get(task) == queue]
+        if hard:
+            timeouts[str(queue)] = max(hard) + settings.visibility_margin_s
+    return timeouts
+
+
+def _visibility_options(spec: AppSpec, settings: Settings, limits: Mapping[TaskName, TimeLimit]) -> dict[str, Any]:
+    per_queue = queue_visibility_timeouts(spec, settings, limits)
+    longest_hard_s = max(limit.hard_s for limit in limits.values())
+    return {
+        # The app's longest: what a queue without its own value (and kombu's sweep) falls back to.
+        "visibility_timeout": max([longest_hard_s + settings.visibility_margin_s, *per_queue.values()]),
+        "queue_visibility_timeouts": per_queue,
+        # kombu sweeps for expired deliveries every interval x throttle (default 10 x 10 s): every interval.
+        "unacked_restore_interval": settings.unacked_restore_interval_s,
+        "unacked_restore_throttle": 1,
+        # One index per app: the ML app's shorter timeouts must not restore a render that still runs.
+        "unacked_key": f"unacked:{spec.name}",
+        "unacked_index_key": f"unacked_index:{spec.name}",
+        "unacked_mutex_key": f"unacked_mutex:{spec.name}",
+    }
+
+
 def build_config(spec: AppSpec, settings: Settings) -> dict[str, Any]:
     """The Celery configuration of one app, from the settings."""
     limits = spec.time_limits(settings)
@@ -136,16 +181,15 @@ def build_config(spec: AppSpec, settings: Settings) -> dict[str, Any]:
     transport_options: dict[str, Any] = {}
     if redis_broker:
         transport_options = {
-            # Above the longest hard limit of this app, or a running task would be delivered twice.
-            "visibility_timeout": longest_hard_s + VISIBILITY_MARGIN_S,
+            **_visibility_options(spec, settings, limits),
             "queue_order_strategy": "priority",
             "priority_steps": REDIS_PRIORITY_STEPS,
-            "unacked_restore_interval": settings.unacked_restore_interval_s,
         }
     return {
         "broker_url": settings.broker_url,
         "result_backend": settings.result_backend,
         "broker_connection_retry_on_startup": True,
+        "broker_transport": REDIS_TRANSPORT if redis_broker else None,
         "broker_transport_options": transport_options,
         "result_backend_transport_options": {"retry_policy": {"timeout": 5.0}},
         "task_serializer": "json",
@@ -172,7 +216,7 @@ def build_config(spec: AppSpec, settings: Settings) -> dict[str, Any]:
         "task_queue_max_priority": None if redis_broker else MAX_PRIORITY,
         "timezone": settings.beat_timezone,
         "enable_utc": True,
-        "beat_schedule": spec.beat_schedule(settings),
+        "beat_schedule": {**spec.beat_schedule(settings), **_beat_probe(spec, settings)},
         "beat_scheduler": "redbeat.RedBeatScheduler",
         "beat_max_loop_interval": 5,
         "redbeat_redis_url": settings.redis_url,

@@ -81,6 +81,20 @@ class Settings(BaseSettings):
     beat_timezone: str = "UTC"
     resource_warn_percent: float = Field(90.0, gt=0, le=100)
     unacked_restore_interval_s: float = Field(10.0, gt=0)
+    # Redis broker: a queue's visibility timeout is its longest hard limit plus this (see celery_base).
+    visibility_margin_s: float = Field(60.0, ge=0)
+
+    # Housekeeping (video/cleanup.py, video/resources.py). Per-resource thresholds default to
+    # RESOURCE_WARN_PERCENT; the host name defaults to the machine's (set it to the node name in containers).
+    resource_warn_cpu_percent: float | None = Field(None, gt=0, le=100)
+    resource_warn_memory_percent: float | None = Field(None, gt=0, le=100)
+    resource_warn_disk_percent: float | None = Field(None, gt=0, le=100)
+    resource_warn_gpu_memory_percent: float | None = Field(None, gt=0, le=100)
+    resource_hostname: str | None = Field(None, pattern=r"^[A-Za-z0-9._@-]{1,253}$")
+    monitor_interval_s: float = Field(60.0, ge=1)
+    cleanup_interval_s: float | None = Field(None, ge=1)  # replaces the daily 02:00 run when set
+    cleanup_partial_age_s: float = Field(3600.0, ge=0)  # FFmpeg temp outputs untouched this long are orphans
+    beat_probe_interval_s: float | None = Field(None, ge=1)  # each beat also sends its app's ping task
 
     @field_validator("media_roots", mode="before")
     @classmethod
@@ -91,6 +105,17 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_api_keys(cls, value: Any) -> Any:
         return _split_comma_list(value)
+
+    @field_validator("beat_timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        import zoneinfo  # stdlib; local because only this check needs it
+
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {name!r}: use an IANA name such as 'UTC' or 'Europe/Berlin'") from None
+        return name
 
     @field_validator("media_roots")
     @classmethod

@@ -371,12 +371,15 @@ class CaptionResult(BaseModel):
 
 # ─── Video: housekeeping ──────────────────────────────────────────────────────────────────────────
 class CleanupJob(Payload):
-    max_age_days: float | None = Field(None, ge=0)
-    max_size_gb: float | None = Field(None, gt=0)
+    max_age_days: float | None = Field(None, ge=0, le=36_500)
+    max_size_gb: float | None = Field(None, gt=0, le=1_000_000)
     dry_run: bool = False
 
 
 class CleanupResult(BaseModel):
+    """What a cleanup deleted (or, on a dry run, would delete). The lists stop at 1,000 entries; the counts
+    and byte totals are always exact."""
+
     deleted_files: list[str] | int
     freed_space_bytes: int
     freed_space_gb: float
@@ -385,6 +388,12 @@ class CleanupResult(BaseModel):
     max_size_gb: float
     dry_run: bool
     timestamp: datetime
+    deleted_count: int = 0
+    removed_dirs: list[str] = Field(default_factory=list)
+    failed: list[str] = Field(default_factory=list)
+    size_before_bytes: int = 0
+    size_after_bytes: int = 0
+    roots: list[str] = Field(default_factory=list)
 
 
 # ─── ML: HubSpot webhooks ─────────────────────────────────────────────────────────────────────────

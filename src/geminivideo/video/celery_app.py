@@ -26,12 +26,20 @@ def time_limits(settings: Settings) -> Mapping[TaskName, TimeLimit]:
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Housekeeping: cleanup daily at 02:00 in BEAT_TIMEZONE (or every CLEANUP_INTERVAL_S), resources every
+    MONITOR_INTERVAL_S. Both go to the ``maintenance`` queue, which every video worker lists first in its -Q:
+    they take well under a second, so a free slot runs them before any waiting render."""
+    cleanup_every: crontab | timedelta = crontab(hour=2, minute=0)
+    if settings.cleanup_interval_s is not None:
+        cleanup_every = timedelta(seconds=settings.cleanup_interval_s)
+    monitor_every = settings.monitor_interval_s
     return {
-        "cleanup-daily": {"task": str(TaskName.CLEANUP), "schedule": crontab(hour=2, minute=0)},
+        "cleanup-daily": {"task": str(TaskName.CLEANUP), "schedule": cleanup_every},
         "monitor-resources": {
             "task": str(TaskName.MONITOR_RESOURCES),
-            "schedule": timedelta(seconds=60),
-            "options": {"expires": 55},
+            "schedule": timedelta(seconds=monitor_every),
+            # A snapshot nobody took within its period is stale: drop it rather than run a backlog.
+            "options": {"expires": max(1.0, monitor_every - 5)},
         },
     }
 
