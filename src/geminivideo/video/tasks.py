@@ -45,9 +45,12 @@ def transcode_task(self: GeminiTask, input_path: str, output_format: dict[str, A
 
 @app.task(name=str(TaskName.CAPTION), bind=True, shared=False)
 def caption_task(
-    self: GeminiTask, video_path: str, model: str = "base", language: str | None = None, **options: Any
+    self: GeminiTask, video_path: str, model: str = "base", language: str | None = None,
+    formats: list[str] | None = None, word_timestamps: bool = False, **options: Any,
 ) -> dict[str, Any]:
-    payload = parse_payload(CaptionJob, {"video_path": video_path, "model": model, "language": language, **options})
+    fields = {"video_path": video_path, "model": model, "language": language, "word_timestamps": word_timestamps,
+              **({"formats": formats} if formats is not None else {}), **options}
+    payload = parse_payload(CaptionJob, fields)
     return captions.caption_video(payload, self.progress().processing).model_dump(mode="json")
 
 
