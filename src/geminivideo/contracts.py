@@ -7,7 +7,7 @@ Each domain's models live in their own section; change a section only with its d
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -626,8 +626,11 @@ class IndexWinnersResult(BaseModel):
 
 # ─── ML: fatigue ──────────────────────────────────────────────────────────────────────────────────
 class FatigueScanJob(Payload):
-    tenant_id: str | None = None
+    tenant_id: str | None = Field(None, min_length=1, max_length=128)
     chunk_size: int = Field(5000, ge=1, le=100_000)
+    as_of: date | None = None  # last day to judge; default the latest day with metrics
+    lookback_days: int = Field(30, ge=7, le=120)
+    create_proposals: bool = True
 
 
 class FatigueScanResult(BaseModel):
@@ -636,3 +639,7 @@ class FatigueScanResult(BaseModel):
     critical: int
     proposals_created: int
     timestamp: datetime
+    scan_id: int | None = None
+    as_of: date | None = None
+    warnings: int = 0
+    duration_s: float = 0.0
