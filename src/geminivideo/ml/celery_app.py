@@ -44,6 +44,12 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "schedule": timedelta(minutes=5),
             "options": {"expires": 240},
         },
+        # Approved changes go out within a few minutes; SKIP LOCKED claiming makes overlapping runs safe.
+        "execute-approved-changes": {
+            "task": str(TaskName.EXECUTE_APPROVED_CHANGES),
+            "schedule": timedelta(minutes=2),
+            "options": {"expires": 110},
+        },
     }
 
 

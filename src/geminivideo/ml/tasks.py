@@ -32,14 +32,14 @@ def sweep_webhook_events(self: GeminiTask) -> dict[str, Any]:
 @app.task(name=str(TaskName.MONITOR_ALL_ADS_FATIGUE), bind=True, shared=False)
 def monitor_all_ads_fatigue(self: GeminiTask, **options: Any) -> dict[str, Any]:
     payload = parse_payload(FatigueScanJob, options)
-    return fatigue.scan_all_ads(payload, self.progress().processing).model_dump(mode="json")
+    return fatigue.scan_all_ads(payload, self.progress().processing, task_id=self.request.id).model_dump(mode="json")
 
 
 @app.task(name=str(TaskName.MONITOR_FATIGUE), bind=True, shared=False)
 def monitor_fatigue(self: GeminiTask, **options: Any) -> dict[str, Any]:
     """Alias of ``monitor_all_ads_fatigue`` kept for the seed's callers."""
     payload = parse_payload(FatigueScanJob, options)
-    return fatigue.scan_all_ads(payload, self.progress().processing).model_dump(mode="json")
+    return fatigue.scan_all_ads(payload, self.progress().processing, task_id=self.request.id).model_dump(mode="json")
 
 
 @app.task(name=str(TaskName.AUTO_INDEX_WINNERS), bind=True, shared=False)
