@@ -20,7 +20,7 @@ import subprocess
 import threading
 import uuid
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -157,15 +157,19 @@ def run_ffmpeg(
     progress_span: tuple[float, float] = (0.0, 100.0),
     timeout_s: float | None = None,
     what: str = "ffmpeg",
-) -> None:
+    env: Mapping[str, str] | None = None,
+) -> list[str]:
     """Run ``ffmpeg <args>``; report progress within ``progress_span``; raise a clear error on failure.
 
     ``args`` are everything after the global options (inputs built with ``input_args``, filters, output).
+    ``env`` adds variables for this FFmpeg only (e.g. ``CUDA_DEVICE_ORDER``), never the worker's own.
+    Returns the last lines of stderr (a filter's report, such as loudnorm's measurement).
     """
     cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-nostats", "-progress", "pipe:1",
            *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            start_new_session=True, preexec_fn=_die_with_parent)
+                            start_new_session=True, preexec_fn=_die_with_parent,
+                            env={**os.environ, **env} if env else None)
     stderr = _StderrTail(proc.stderr)
     stderr.start()
     timed_out = threading.Event()
@@ -190,6 +194,7 @@ def run_ffmpeg(
             watchdog.cancel()
         stderr.join(timeout=5)
     _raise_for_exit(proc.returncode, list(stderr.lines), what, timed_out.is_set(), timeout_s)
+    return list(stderr.lines)
 
 
 def _follow_progress(
