@@ -198,14 +198,22 @@ class Scene(Payload):
         return self
 
 
+def _even_size(value: int | None) -> int | None:
+    if value is not None and value % 2:
+        raise ValueError(f"{value} must be even (4:2:0 video needs even width and height)")
+    return value
+
+
 class RenderOutputFormat(Payload):
     width: int = Field(1920, ge=16, le=7680)
     height: int = Field(1080, ge=16, le=4320)
-    fps: float = Field(30, gt=0, le=120)
+    fps: float = Field(30, ge=1, le=120)
     codec: Literal["h264", "h265"] = "h264"
     crf: int | None = Field(None, ge=0, le=51)
     bitrate: str | None = Field(None, pattern=r"^\d+(\.\d+)?[kKmM]?$")
     preset: str = Field("veryfast", pattern=r"^[a-z0-9]+$", max_length=16)
+
+    _even = field_validator("width", "height")(_even_size)
 
 
 class Transition(Payload):
@@ -282,6 +290,7 @@ class RenderResult(BaseModel):
     used_gpu: bool
     gpu_id: int | None = None
     gpu_fallback_reason: str | None = None
+    encoder: str | None = None
     timestamp: datetime
 
 
@@ -301,6 +310,9 @@ class PreviewResult(BaseModel):
     video_duration: float
     sprite_path: str | None = None
     vtt_path: str | None = None
+    frame_times: list[float] = Field(default_factory=list)
+    frame_width: int | None = None
+    frame_height: int | None = None
     timestamp: datetime
 
 
@@ -313,6 +325,8 @@ class TranscodeFormat(Payload):
     preset: str | None = Field(None, pattern=r"^[a-z0-9]+$", max_length=16)
     width: int | None = Field(None, ge=16, le=7680)
     height: int | None = Field(None, ge=16, le=4320)
+
+    _even = field_validator("width", "height")(_even_size)
 
 
 class TranscodeJob(Payload):
@@ -329,6 +343,8 @@ class TranscodeResult(BaseModel):
     container: str
     width: int
     height: int
+    audio_codec: str | None = None
+    encoder: str | None = None
     timestamp: datetime
 
 
