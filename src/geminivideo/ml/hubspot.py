@@ -1,16 +1,368 @@
-"""HubSpot deal-stage webhook processing.
+"""The HubSpot deal-stage pipeline: from a stored webhook event to credited pipeline value on an ad.
 
-Not implemented yet: owned by the webhook issue."""
+``ingest`` (the API's half) parses a verified body, stores each event once and enqueues it after the
+commit. ``process_event`` (the worker's half, called by ``process_hubspot_webhook``) applies one
+deal-stage change in a single transaction:
+
+1. lock the event row (first statement a write, so SQLite serialises writers and PostgreSQL locks the
+   row) and return the stored result if it was already applied;
+2. lock the deal (PostgreSQL advisory lock) and read what was applied to it before;
+3. refuse out-of-order changes (older than the deal's last applied one): recorded as ``stale``;
+4. value the change with the tenant's pipeline (``revenue``), attribute it (``attribution``) unless
+   the deal already has an ad, write the conversion, the deal's new state, and credit the ad's
+   sampler state, then mark the event processed with its result.
+
+The CRM is asked for the amount (and any attribution properties) before the transaction, so no lock
+is held during an HTTP call.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
 
-def process_event(event: Any) -> Any:
-    raise NotImplementedError("process_event is not implemented yet")
+from geminivideo.config import get_settings
+from geminivideo.contracts import DealStageChange, PipelineConfig, WebhookResult, parse_payload, utcnow
+from geminivideo.db.models.webhooks import Conversion, DealState, EventStatus, TenantPipeline, WebhookEvent
+from geminivideo.db.session import session_scope
+from geminivideo.errors import InvalidPayload, PermanentError
+from geminivideo.ml import attribution, revenue, webhook_store
+from geminivideo.ml.hubspot_client import CrmDeal, client_from_settings
+from geminivideo.ml.hubspot_events import parse_body
+from geminivideo.ml.sampler_feedback import AdCredit, ad_exists, credit_ad
+
+log = logging.getLogger(__name__)
 
 
-def sweep_unprocessed_events() -> dict[str, Any]:
-    raise NotImplementedError("sweep_unprocessed_events is not implemented yet")
+# ─── Ingestion (API) ────────────────────────────────────────────────────────────────────────────────
+@dataclass
+class IngestReport:
+    received: int
+    stored: int
+    duplicates: int
+    ignored: int
+    enqueued: int
+    events: list[dict[str, Any]] = field(default_factory=list)
 
+
+def ingest(raw: bytes, *, received_at: datetime | None = None) -> IngestReport:
+    """Store a verified webhook body's events once each, then enqueue the deal-stage changes."""
+    received_at = received_at or utcnow()
+    events = parse_body(raw, received_at=received_at)
+    with session_scope() as session:
+        outcome = webhook_store.store_events(session, events, received_at=received_at)
+    to_send = outcome.to_send()
+    sent = webhook_store.send((e.key, e.deal) for e in to_send if e.deal is not None)
+    if sent:
+        with session_scope() as session:
+            webhook_store.mark_enqueued(session, sent)
+    duplicates = {e.key for e in outcome.duplicates}
+    return IngestReport(
+        received=len(events), stored=len(outcome.new), duplicates=len(outcome.duplicates),
+        ignored=sum(1 for e in outcome.new if e.deal is None), enqueued=len(sent),
+        events=[{"key": e.key, "type": e.event_type, "duplicate": e.key in duplicates, "processed": e.deal is not None}
+                for e in events],
+    )
+
+
+# ─── Processing (worker) ────────────────────────────────────────────────────────────────────────────
+@dataclass(frozen=True)
+class Prefetched:
+    """What is learnt before the transaction: the amount and, from the CRM, stage and click properties."""
+
+    amount: float | None
+    amount_source: str | None
+    crm: CrmDeal | None
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+
+
+def _task_event_key(raw: Any, delivery_id: str | None) -> str:
+    """Key of a change sent straight to the task: one per Celery message (a redelivery is the same one)."""
+    if delivery_id:
+        return _digest("task", delivery_id)
+    return _digest("task-body", json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str))
+
+
+def _store_direct_event(key: str, raw: Any, change: DealStageChange | None, error: str | None = None) -> None:
+    """A change that did not come through the API gets its event row here (same outbox, same audit)."""
+    payload = raw if isinstance(raw, dict) else {"value": raw}
+    row = {
+        "idempotency_key": key, "source": "task", "event_type": "deal.stageChange", "portal_id": None,
+        "object_id": change.deal_id if change else None, "occurred_at": change.occurred_at if change else None,
+        "received_at": utcnow(), "payload": payload,
+        "deal_payload": change.model_dump(mode="json", by_alias=True, exclude_none=True) if change else None,
+        "status": EventStatus.FAILED if error else EventStatus.ENQUEUED, "attempts": 1 if error else 0,
+        "deliveries": 1, "error": error, "processed_at": utcnow() if error else None,
+    }
+    with session_scope() as session:
+        session.execute(webhook_store.dialect_insert(session, WebhookEvent).values(**row)
+                        .on_conflict_do_nothing(index_elements=["idempotency_key"]))
+
+
+def _parse(event: Any, delivery_id: str | None) -> tuple[str, DealStageChange]:
+    try:
+        change = parse_payload(DealStageChange, event)
+    except InvalidPayload as exc:
+        key = (event.get("eventKey") or event.get("event_key")) if isinstance(event, dict) else None
+        key = key if isinstance(key, str) and len(key) == 64 else _task_event_key(event, delivery_id)
+        _store_direct_event(key, event, None, error=str(exc))
+        _record(key, str(exc), final=True)
+        raise
+    if change.event_key:
+        return change.event_key, change
+    key = _task_event_key(event, delivery_id)
+    change = change.model_copy(update={"event_key": key, "occurred_at": change.occurred_at or utcnow()})
+    _store_direct_event(key, event, change)
+    return key, change
+
+
+def _record(key: str, error: str, *, final: bool) -> None:
+    try:
+        with session_scope() as session:
+            webhook_store.record_failure(session, key, error, final=final)
+    except Exception as exc:  # the database may be the thing that failed
+        log.warning("could not record the error of webhook event %s: %s", key, exc)
+
+
+def _stored_result(key: str) -> WebhookResult | None:
+    with session_scope() as session:
+        row = session.scalars(select(WebhookEvent).where(WebhookEvent.idempotency_key == key)).first()
+        if row is not None and row.status in (EventStatus.PROCESSED, EventStatus.STALE) and row.result:
+            return WebhookResult.model_validate({**row.result, "status": "duplicate"})
+    return None
+
+
+def _prefetch(change: DealStageChange) -> Prefetched:
+    client = client_from_settings(get_settings())
+    crm = None
+    if client is not None:
+        with client:
+            crm = client.get_deal(change.deal_id)
+    if change.deal_value is not None:
+        return Prefetched(change.deal_value, "event", crm)
+    if crm is not None and crm.amount is not None:
+        return Prefetched(crm.amount, "hubspot_crm", crm)
+    return Prefetched(None, None, crm)
+
+
+def process_event(event: Any, *, delivery_id: str | None = None) -> WebhookResult:
+    """Apply one deal-stage change exactly once; a repeat returns the first result as ``duplicate``."""
+    key, change = _parse(event, delivery_id)
+    if (stored := _stored_result(key)) is not None:
+        return stored
+    try:
+        prefetched = _prefetch(change)
+        with session_scope() as session:
+            return _apply(session, key, change, prefetched)
+    except PermanentError as exc:
+        _record(key, f"{type(exc).__name__}: {exc}", final=True)
+        raise
+    except Exception as exc:
+        _record(key, f"{type(exc).__name__}: {exc}", final=False)
+        raise
+
+
+def _claim(session: Session, key: str) -> WebhookEvent | None:
+    """Lock the event row by writing to it first; None when it does not exist."""
+    session.execute(update(WebhookEvent).where(WebhookEvent.idempotency_key == key)
+                    .values(attempts=WebhookEvent.attempts + 1))
+    return session.scalars(select(WebhookEvent).where(WebhookEvent.idempotency_key == key)).first()
+
+
+def _lock_deal(session: Session, tenant_id: str, deal_id: str) -> DealState | None:
+    if session.get_bind().dialect.name == "postgresql":
+        lock_id = int.from_bytes(hashlib.sha256(f"deal\x1f{tenant_id}\x1f{deal_id}".encode()).digest()[:8], "big",
+                                 signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
+    return session.get(DealState, (tenant_id, deal_id), populate_existing=True)
+
+
+def resolve_pipeline(session: Session, change: DealStageChange) -> tuple[str, PipelineConfig]:
+    """The tenant (a HubSpot portal maps to its configured tenant) and its pipeline, else the default."""
+    row = None
+    if change.portal_id is not None:
+        row = session.scalars(select(TenantPipeline).where(TenantPipeline.portal_id == change.portal_id)).first()
+    if row is None:
+        row = session.get(TenantPipeline, change.tenant_id)
+    if row is None:
+        return change.tenant_id, revenue.TEMPLATES[revenue.DEFAULT_TEMPLATE]
+    return row.tenant_id, PipelineConfig.model_validate(row.config)
+
+
+def save_pipeline(session: Session, tenant_id: str, config: PipelineConfig) -> None:
+    row = session.get(TenantPipeline, tenant_id)
+    data = config.model_dump(mode="json", exclude_none=True)
+    if row is None:
+        session.add(TenantPipeline(tenant_id=tenant_id, portal_id=config.portal_id, config=data))
+    else:
+        row.portal_id, row.config = config.portal_id, data
+    session.flush()
+
+
+def _book(deal: DealState | None) -> revenue.DealBook | None:
+    if deal is None:
+        return None
+    return revenue.DealBook(deal.stage, deal.expected_value, deal.credited_value, deal.opening_value, deal.won,
+                            deal.cash_credited)
+
+
+@dataclass
+class _Context:
+    key: str
+    change: DealStageChange
+    tenant_id: str
+    pipeline: PipelineConfig
+    deal: DealState | None
+    occurred_at: datetime
+    amount: float
+    amount_source: str
+    crm: CrmDeal | None
+
+
+def _apply(session: Session, key: str, change: DealStageChange, pre: Prefetched) -> WebhookResult:
+    row = _claim(session, key)
+    if row is None:
+        raise InvalidPayload(f"eventKey: no stored webhook event has key {key!r}")
+    if row.status in (EventStatus.PROCESSED, EventStatus.STALE) and row.result:
+        return WebhookResult.model_validate({**row.result, "status": "duplicate"})
+    tenant_id, pipeline = resolve_pipeline(session, change)
+    deal = _lock_deal(session, tenant_id, change.deal_id)
+    amount, source = _amount(pre, deal, pipeline)
+    ctx = _Context(key, change, tenant_id, pipeline, deal, change.occurred_at or row.received_at, amount, source,
+                   pre.crm)
+    stale_reason = _stale_reason(ctx)
+    result = _stale(ctx, stale_reason) if stale_reason else _credit(session, ctx)
+    row.status = EventStatus.STALE if stale_reason else EventStatus.PROCESSED
+    row.result, row.processed_at, row.error = result.model_dump(mode="json"), utcnow(), None
+    return result
+
+
+def _amount(pre: Prefetched, deal: DealState | None, pipeline: PipelineConfig) -> tuple[float, str]:
+    if pre.amount is not None and pre.amount_source:
+        return pre.amount, pre.amount_source
+    if deal is not None and deal.amount is not None:
+        return deal.amount, "deal_state"
+    return pipeline.average_deal_value, "tenant_average"
+
+
+def _stale_reason(ctx: _Context) -> str | None:
+    if ctx.deal is None:
+        return None
+    if ctx.change.is_creation:
+        return f"deal {ctx.change.deal_id!r} is already known (stage {ctx.deal.stage!r}); a creation cannot move it"
+    last = ctx.deal.last_occurred_at
+    if last is not None and ctx.occurred_at < last:
+        return f"occurredAt {ctx.occurred_at.isoformat()} is older than the deal's last change {last.isoformat()}"
+    return None
+
+
+def _stage_to(ctx: _Context) -> str:
+    stage = ctx.change.stage_to or (ctx.crm.stage if ctx.crm else None) or ctx.pipeline.entry_stage
+    if not stage:
+        raise InvalidPayload("stageTo: a deal creation without a stage needs the CRM or a pipeline entry_stage")
+    return stage
+
+
+def _stale(ctx: _Context, reason: str) -> WebhookResult:
+    stage_to = _stage_to(ctx)
+    value = revenue.stage_value(ctx.pipeline, stage_to, ctx.amount, tenant_id=ctx.tenant_id)
+    return WebhookResult(
+        status="stale", synthetic_revenue=value, attribution=None, ad_id=ctx.deal.ad_id if ctx.deal else None,
+        deal_id=ctx.change.deal_id, credit=0.0, event_key=ctx.key, tenant_id=ctx.tenant_id,
+        stage_from=ctx.deal.stage if ctx.deal else None, stage_to=stage_to, amount=ctx.amount,
+        amount_source=ctx.amount_source, note=reason,
+    )
+
+
+def _identifiers(ctx: _Context) -> attribution.Identifiers:
+    crm = ctx.crm.attribution() if ctx.crm else {}
+    change = ctx.change
+    return attribution.Identifiers(
+        occurred_at=ctx.occurred_at, tenant_id=ctx.tenant_id,
+        click_id=change.click_id or crm.get("click_id"), fbclid=change.fbclid or crm.get("fbclid"),
+        gclid=change.gclid or crm.get("gclid"), fingerprint_hash=change.fingerprint_hash or crm.get("fingerprint_hash"),
+        ip_address=change.ip_address or crm.get("ip_address"), user_agent=change.user_agent or crm.get("user_agent"),
+    )
+
+
+def _attribute(session: Session, ctx: _Context) -> tuple[str | None, dict[str, Any]]:
+    if ctx.deal is not None and ctx.deal.ad_id:
+        return ctx.deal.ad_id, {"attributed": True, "layer": "deal", "ad_id": ctx.deal.ad_id,
+                                "detail": "the deal was attributed by an earlier event"}
+    ids = _identifiers(ctx)
+    found = attribution.attribute(session, ids)
+    attribution.record_attempt(session, event_key=ctx.key, tenant_id=ctx.tenant_id, deal_id=ctx.change.deal_id,
+                               ids=ids, attribution=found)
+    winner = found.winner
+    return (winner.ad_id if winner else None), found.to_dict()
+
+
+def _credit(session: Session, ctx: _Context) -> WebhookResult:
+    stage_to = _stage_to(ctx)
+    change = revenue.apply_change(ctx.pipeline, prior=_book(ctx.deal), stage_to=stage_to, amount=ctx.amount,
+                                  stage_from_hint=ctx.change.stage_from, tenant_id=ctx.tenant_id)
+    ad_id, found = _attribute(session, ctx)
+    deal = ctx.deal or DealState(tenant_id=ctx.tenant_id, deal_id=ctx.change.deal_id, ad_credited_value=0.0,
+                                 ad_cash_credited=0.0, ad_won=False)
+    if ctx.deal is None:
+        session.add(deal)
+    deal.stage, deal.amount, deal.expected_value = change.book.stage, ctx.amount, change.book.expected_value
+    deal.opening_value, deal.credited_value = change.book.opening_value, change.book.credited_value
+    deal.won, deal.cash_credited = change.book.won, change.book.cash_credited
+    deal.last_occurred_at, deal.last_event_key = ctx.occurred_at, ctx.key
+    deal.ad_id = ad_id
+    ad_credit, note = _credit_ad(session, deal)
+    session.add(Conversion(
+        event_key=ctx.key, tenant_id=ctx.tenant_id, deal_id=ctx.change.deal_id, ad_id=ad_id,
+        stage_from=change.stage_from, stage_to=stage_to, amount=ctx.amount, amount_source=ctx.amount_source,
+        synthetic_value=change.synthetic_value, credit=change.credit, ad_credit=ad_credit.pipeline_value,
+        cash_credit=change.cash_credit, attributed_spend=ctx.change.attributed_spend,
+        attribution_layer=found.get("layer"), attribution_confidence=found.get("confidence"),
+        occurred_at=ctx.occurred_at,
+    ))
+    return WebhookResult(
+        status="processed", synthetic_revenue=change.synthetic_value, attribution=found, ad_id=ad_id,
+        deal_id=ctx.change.deal_id, credit=change.credit, event_key=ctx.key, tenant_id=ctx.tenant_id,
+        stage_from=change.stage_from, stage_to=stage_to, amount=ctx.amount, amount_source=ctx.amount_source,
+        note=note or _hint_note(ctx, change.stage_from),
+    )
+
+
+def _credit_ad(session: Session, deal: DealState) -> tuple[AdCredit, str | None]:
+    """Bring the ad's sampler state up to the deal's totals (a late attribution catches up in one go)."""
+    if not deal.ad_id:
+        return AdCredit(feedback=0), None
+    credit = AdCredit(
+        pipeline_value=round(deal.credited_value - deal.ad_credited_value, 6),
+        cash_revenue=round(deal.cash_credited - deal.ad_cash_credited, 6),
+        conversions=int(deal.won) - int(deal.ad_won),
+    )
+    if not ad_exists(session, deal.ad_id):
+        return AdCredit(feedback=0), f"ad {deal.ad_id!r} is not in the ads table: its sampler state was not credited"
+    credit_ad(session, deal.ad_id, credit)
+    deal.ad_credited_value, deal.ad_cash_credited, deal.ad_won = deal.credited_value, deal.cash_credited, deal.won
+    return credit, None
+
+
+def _hint_note(ctx: _Context, applied_from: str | None) -> str | None:
+    hint = ctx.change.stage_from
+    if hint and ctx.deal is not None and hint != applied_from:
+        return f"stageFrom {hint!r} differs from the deal's applied stage {applied_from!r}; credited from the latter"
+    return None
+
+
+# ─── Sweeper and queries ────────────────────────────────────────────────────────────────────────────
+def sweep_unprocessed_events(limit: int = 1000) -> dict[str, Any]:
+    """Re-enqueue stored events the broker never got (or lost); called by beat every 5 minutes."""
+    with session_scope() as session:
+        return webhook_store.sweep(session, limit=limit)

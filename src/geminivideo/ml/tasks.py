@@ -21,7 +21,8 @@ from geminivideo.ml.celery_app import app
 
 @app.task(name=str(TaskName.PROCESS_HUBSPOT_WEBHOOK), bind=True, shared=False)
 def process_hubspot_webhook(self: GeminiTask, event: dict[str, Any]) -> dict[str, Any]:
-    return hubspot.process_event(event).model_dump(mode="json")
+    # The message id keys a change sent without an eventKey, so a redelivered message credits once.
+    return hubspot.process_event(event, delivery_id=self.request.id).model_dump(mode="json")
 
 
 @app.task(name=str(TaskName.SWEEP_WEBHOOK_EVENTS), bind=True, shared=False, publishes_progress=False)

@@ -1,0 +1,179 @@
+"""The ``webhook_events`` table as an outbox: store once, enqueue after commit, sweep what was never sent.
+
+An event is inserted with ``INSERT … ON CONFLICT (idempotency_key) DO NOTHING`` (PostgreSQL and
+SQLite alike), so concurrent deliveries of one batch store each event exactly once. Only after the
+insert is committed is ``process_hubspot_webhook`` sent; if the broker is down the row stays
+``pending`` and the sweeper (beat, every 5 minutes) sends it later.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from kombu.exceptions import KombuError
+from redis.exceptions import RedisError
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from geminivideo.celery_base import transport_priority
+from geminivideo.config import get_settings
+from geminivideo.contracts import DEFAULT_PRIORITY, TASK_QUEUE, TaskName, utcnow
+from geminivideo.db.models.webhooks import EventStatus, WebhookEvent
+from geminivideo.ml.hubspot_events import IncomingEvent
+
+log = logging.getLogger(__name__)
+
+PENDING_GRACE_S = 60.0  # the API sends right after commit; older pending rows missed the broker
+ENQUEUED_GRACE_S = 30 * 60.0  # a message this old and still unprocessed was lost (e.g. Redis restarted)
+MAX_ATTEMPTS = 20
+
+
+def dialect_insert(session: Session, table: Any) -> Any:
+    """``INSERT`` with ``on_conflict_do_nothing`` for the session's database."""
+    name = session.get_bind().dialect.name
+    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
+
+
+@dataclass
+class StoreOutcome:
+    new: list[IncomingEvent] = field(default_factory=list)
+    duplicates: list[IncomingEvent] = field(default_factory=list)
+    unsent: list[IncomingEvent] = field(default_factory=list)  # duplicates still waiting for the broker
+
+    def to_send(self) -> list[IncomingEvent]:
+        return [e for e in self.new if e.deal is not None] + self.unsent
+
+
+def _row(event: IncomingEvent, received_at: datetime) -> dict[str, Any]:
+    return {
+        "idempotency_key": event.key, "source": event.source, "event_type": event.event_type,
+        "portal_id": event.portal_id, "object_id": event.object_id, "occurred_at": event.occurred_at,
+        "received_at": received_at, "payload": event.payload, "deal_payload": event.deal,
+        "status": EventStatus.PENDING if event.deal is not None else EventStatus.IGNORED,
+        "attempts": 0, "deliveries": 1,
+    }
+
+
+def store_events(session: Session, events: Sequence[IncomingEvent], *, received_at: datetime) -> StoreOutcome:
+    """Insert the events that are new; count another delivery on the ones already stored."""
+    outcome = StoreOutcome()
+    if not events:
+        return outcome
+    statement = (
+        dialect_insert(session, WebhookEvent)
+        .values([_row(e, received_at) for e in events])
+        .on_conflict_do_nothing(index_elements=["idempotency_key"])
+        .returning(WebhookEvent.idempotency_key)
+    )
+    inserted = set(session.scalars(statement))
+    outcome.new = [e for e in events if e.key in inserted]
+    outcome.duplicates = [e for e in events if e.key not in inserted]
+    if outcome.duplicates:
+        keys = [e.key for e in outcome.duplicates]
+        session.execute(
+            update(WebhookEvent).where(WebhookEvent.idempotency_key.in_(keys))
+            .values(deliveries=WebhookEvent.deliveries + 1)
+        )
+        pending = set(session.scalars(select(WebhookEvent.idempotency_key).where(
+            WebhookEvent.idempotency_key.in_(keys), WebhookEvent.status == EventStatus.PENDING)))
+        outcome.unsent = [e for e in outcome.duplicates if e.key in pending and e.deal is not None]
+    return outcome
+
+
+def send(payloads: Iterable[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Send one ``process_hubspot_webhook`` per (key, payload); return the keys the broker accepted.
+
+    Stops at the first broker error: the rest stay ``pending`` for the sweeper.
+    """
+    from geminivideo.ml.celery_app import app  # the app only (no task modules): cheap for the API
+
+    name = str(TaskName.PROCESS_HUBSPOT_WEBHOOK)
+    queue = str(TASK_QUEUE[TaskName.PROCESS_HUBSPOT_WEBHOOK])
+    priority = transport_priority(DEFAULT_PRIORITY, broker_is_redis=get_settings().broker_is_redis)
+    sent: list[str] = []
+    try:
+        with app.producer_or_acquire() as producer:
+            for key, payload in payloads:
+                app.send_task(name, args=[payload], queue=queue, priority=priority, producer=producer,
+                              retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2})
+                sent.append(key)
+    except (KombuError, RedisError, OSError) as exc:
+        log.warning("broker refused webhook events (%d sent, rest left for the sweeper): %s", len(sent), exc)
+    return sent
+
+
+def mark_enqueued(session: Session, keys: Sequence[str]) -> None:
+    if not keys:
+        return
+    session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.idempotency_key.in_(list(keys)), WebhookEvent.status == EventStatus.PENDING)
+        .values(status=EventStatus.ENQUEUED, enqueued_at=utcnow())
+    )
+
+
+def record_failure(session: Session, key: str, error: str, *, final: bool) -> None:
+    """Note an error on the event; ``final`` (permanent errors) also marks it failed."""
+    values: dict[str, Any] = {"error": error[:4000], "attempts": WebhookEvent.attempts + 1}
+    if final:
+        values.update(status=EventStatus.FAILED, processed_at=utcnow())
+    session.execute(update(WebhookEvent).where(WebhookEvent.idempotency_key == key).values(**values))
+
+
+def _overdue(session: Session, now: datetime, limit: int) -> list[WebhookEvent]:
+    query = (
+        select(WebhookEvent)
+        .where(or_(
+            (WebhookEvent.status == EventStatus.PENDING)
+            & (WebhookEvent.received_at < now - timedelta(seconds=PENDING_GRACE_S)),
+            (WebhookEvent.status == EventStatus.ENQUEUED)
+            & (WebhookEvent.enqueued_at < now - timedelta(seconds=ENQUEUED_GRACE_S)),
+        ))
+        .order_by(WebhookEvent.received_at)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def sweep(session: Session, *, limit: int = 1000, now: datetime | None = None) -> dict[str, Any]:
+    """Re-send stored events that never reached (or were lost by) the broker; give up after MAX_ATTEMPTS."""
+    now = now or utcnow()
+    rows = _overdue(session, now, limit)
+    hopeless = [r for r in rows if r.attempts >= MAX_ATTEMPTS or r.deal_payload is None]
+    for row in hopeless:
+        row.status, row.processed_at = EventStatus.FAILED, now
+        row.error = f"gave up after {row.attempts} attempts; last error: {row.error or 'none recorded'}"
+    retry = [r for r in rows if r not in hopeless]
+    sent = set(send((r.idempotency_key, r.deal_payload) for r in retry if r.deal_payload is not None))
+    for row in retry:
+        if row.idempotency_key in sent:
+            row.status, row.enqueued_at = EventStatus.ENQUEUED, now
+    return {"overdue": len(rows), "reenqueued": len(sent), "given_up": len(hopeless), "timestamp": now.isoformat()}
+
+
+def event_view(row: WebhookEvent) -> dict[str, Any]:
+    return {
+        "key": row.idempotency_key, "source": row.source, "event_type": row.event_type, "portal_id": row.portal_id,
+        "object_id": row.object_id, "occurred_at": row.occurred_at, "received_at": row.received_at,
+        "status": row.status, "attempts": row.attempts, "deliveries": row.deliveries, "enqueued_at": row.enqueued_at,
+        "processed_at": row.processed_at, "error": row.error, "result": row.result, "payload": row.payload,
+    }
+
+
+def get_event(session: Session, key: str) -> dict[str, Any] | None:
+    row = session.scalars(select(WebhookEvent).where(WebhookEvent.idempotency_key == key)).first()
+    return event_view(row) if row else None
+
+
+def list_events(session: Session, *, status: str | None, limit: int) -> dict[str, Any]:
+    query = select(WebhookEvent)
+    counted = select(func.count()).select_from(WebhookEvent)
+    if status:
+        query, counted = query.where(WebhookEvent.status == status), counted.where(WebhookEvent.status == status)
+    rows = session.scalars(query.order_by(WebhookEvent.received_at.desc()).limit(limit))
+    return {"total": session.scalar(counted) or 0, "events": [event_view(r) for r in rows]}

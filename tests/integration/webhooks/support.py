@@ -1,0 +1,122 @@
+"""Helpers for the webhook pipeline tests: unique tenants and ads, clicks, and reading the books back."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from geminivideo import procs
+from geminivideo.contracts import TrackClick
+from geminivideo.db.models import Ad, AdSamplerState, Tenant
+from geminivideo.db.models.webhooks import Conversion, DealState, WebhookEvent
+from geminivideo.db.session import session_scope
+from geminivideo.ml import attribution
+from geminivideo.ml.hubspot_signature import v3_signature
+
+SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"  # HUBSPOT_CLIENT_SECRET of the test environment
+WEBHOOK_PATH = "/api/webhooks/hubspot"
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def make_ad(tenant_id: str | None = None) -> tuple[str, str]:
+    """A tenant (created if new) and an ad in it; returns (tenant_id, ad_id)."""
+    tenant_id = tenant_id or unique("tenant")
+    ad_id = unique("ad")
+    with session_scope() as session:
+        if session.get(Tenant, tenant_id) is None:
+            session.add(Tenant(id=tenant_id, name=tenant_id))
+            session.flush()
+        session.add(Ad(id=ad_id, tenant_id=tenant_id, campaign_id=unique("campaign"), name=ad_id))
+    return tenant_id, ad_id
+
+
+def record_click(ad_id: str, clicked_at: datetime, **identifiers: Any) -> int:
+    with session_scope() as session:
+        return attribution.record_click(session, TrackClick(ad_id=ad_id, timestamp=clicked_at, **identifiers)).id
+
+
+def sampler(ad_id: str) -> dict[str, float]:
+    with session_scope() as session:
+        row = session.get(AdSamplerState, ad_id)
+        if row is None:
+            return {"pipeline_value": 0.0, "cash_revenue": 0.0, "conversions": 0, "feedback_count": 0}
+        return {"pipeline_value": row.pipeline_value, "cash_revenue": row.cash_revenue,
+                "conversions": row.conversions, "feedback_count": row.feedback_count}
+
+
+def conversions(deal_id: str) -> list[Conversion]:
+    with session_scope() as session:
+        return list(session.scalars(select(Conversion).where(Conversion.deal_id == deal_id).order_by(Conversion.id)))
+
+
+def deal_state(tenant_id: str, deal_id: str) -> DealState | None:
+    with session_scope() as session:
+        return session.get(DealState, (tenant_id, deal_id))
+
+
+def event_rows(object_id: str) -> list[WebhookEvent]:
+    with session_scope() as session:
+        return list(session.scalars(select(WebhookEvent).where(WebhookEvent.object_id == object_id)))
+
+
+# ─── Processes and HTTP ─────────────────────────────────────────────────────────────────────────────
+def start_api(env: dict[str, str], log_path: Path) -> tuple[procs.ManagedProcess, str]:
+    """The real API (uvicorn, one process) on a free loopback port; returns (process, base URL)."""
+    port = procs.free_port()
+    argv = [sys.executable, "-m", "uvicorn", "geminivideo.api:app", "--host", "127.0.0.1", "--port", str(port),
+            "--log-level", "info", "--no-access-log"]
+    proc = procs.spawn("api", argv, env=env, log_path=log_path)
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        if not proc.alive():
+            return True
+        try:
+            return httpx.get(base + "/openapi.json", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        procs.wait_until(answers, 60, what="API start")
+    except TimeoutError:
+        proc.stop()
+        raise
+    if not proc.alive():
+        raise RuntimeError(f"API exited at start:\n{proc.log_tail()}")
+    return proc, base
+
+
+def signed_v3(url: str, body: bytes, *, secret: str = SECRET, age_ms: int = 0) -> dict[str, str]:
+    timestamp = str(int(time.time() * 1000) - age_ms)
+    return {"Content-Type": "application/json", "X-HubSpot-Request-Timestamp": timestamp,
+            "X-HubSpot-Signature-v3": v3_signature(secret, "POST", url, body, timestamp)}
+
+
+def post_signed(client: httpx.Client, payload: Any) -> httpx.Response:
+    body = json.dumps(payload).encode()
+    url = str(client.base_url).rstrip("/") + WEBHOOK_PATH
+    return client.post(WEBHOOK_PATH, content=body, headers=signed_v3(url, body))
+
+
+def wait_final(client: httpx.Client, key: str, timeout_s: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    event: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        response = client.get(f"{WEBHOOK_PATH}/events/{key}")
+        if response.status_code == 200:
+            event = response.json()
+            if event["status"] in ("processed", "stale", "ignored", "failed"):
+                return event
+        time.sleep(0.2)
+    raise AssertionError(f"event {key} not final within {timeout_s} s: {event}")

@@ -1,0 +1,255 @@
+"""The worker's half of the pipeline on real SQLite and PostgreSQL: credits, attribution, order, exactly once.
+
+These call ``hubspot.process_event`` (the domain function the task wraps) in this process; the
+end-to-end tests run the same code in a real worker behind the real API.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from geminivideo.contracts import PipelineConfig, SamplerFeedback
+from geminivideo.db.models.webhooks import EventStatus
+from geminivideo.db.session import session_scope
+from geminivideo.errors import InvalidPayload
+from geminivideo.ml import hubspot, webhook_store
+from geminivideo.ml.hubspot_events import parse_body
+from geminivideo.ml.revenue import SERVICE_BUSINESS
+from geminivideo.ml.sampler_feedback import record_feedback
+from tests.integration.webhooks.support import (
+    conversions,
+    deal_state,
+    event_rows,
+    make_ad,
+    record_click,
+    sampler,
+    unique,
+)
+
+T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)  # conversions long before "now": windows must use occurredAt
+CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
+
+
+def change(deal_id: str, stage: str, tenant_id: str, at: datetime, **extra: Any) -> dict[str, Any]:
+    return {"dealId": deal_id, "stageTo": stage, "tenantId": tenant_id, "occurredAt": at.isoformat(), **extra}
+
+
+def process(payload: dict[str, Any]) -> dict[str, Any]:
+    return hubspot.process_event(payload, delivery_id=uuid.uuid4().hex).model_dump()
+
+
+def run_threads(targets: list[Callable[[], Any]]) -> list[Any]:
+    results: list[Any] = [None] * len(targets)
+    barrier = threading.Barrier(len(targets))
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = targets[i]()
+        except Exception as exc:  # collected and asserted on by the test
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(targets))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    return results
+
+
+def test_seed_example_credits_the_attributed_ads_sampler_state(database_url: str) -> None:
+    tenant, ad = make_ad()
+    record_click(ad, T0 - timedelta(days=3), fbclid="fb-seed-" + tenant)
+    result = process(change("deal_123", "closedwon", tenant, T0, dealValue=10000, fbclid="fb-seed-" + tenant))
+    assert result["status"] == "processed" and result["synthetic_revenue"] == 10000 and result["credit"] == 10000
+    assert result["ad_id"] == ad and result["attribution"]["layer"] == "click_id"
+    assert result["attribution"]["confidence"] == 1.0
+    assert sampler(ad) == {"pipeline_value": 10000, "cash_revenue": 10000, "conversions": 1, "feedback_count": 1}
+
+
+def test_stage_walk_to_closed_lost_sums_to_zero_on_deal_and_ad(database_url: str) -> None:
+    tenant, ad = make_ad()
+    deal = unique("deal")
+    record_click(ad, T0 - timedelta(hours=1), click_id="c-" + deal)
+    steps = [("appointmentscheduled", {"dealValue": 10000, "click_id": "c-" + deal}), ("contractsent", {}),
+             ("closedlost", {})]
+    credits = [process(change(deal, stage, tenant, T0 + timedelta(days=i), **extra))["credit"]
+               for i, (stage, extra) in enumerate(steps)]
+    assert credits == [2000, 7000, -9000]
+    assert sum(c.credit for c in conversions(deal)) == 0
+    assert sampler(ad)["pipeline_value"] == 0 and sampler(ad)["feedback_count"] == 3
+    state = deal_state(tenant, deal)
+    assert state is not None and state.stage == "closedlost" and state.amount == 10000
+
+
+@pytest.mark.parametrize(
+    ("identifiers", "click", "clicked_before", "layer", "confidence"),
+    [
+        ({"gclid": "g-1"}, {"gclid": "g-1"}, timedelta(days=30), "click_id", 1.0),
+        ({"fingerprint_hash": "fp-1"}, {"fingerprint_hash": "fp-1"}, timedelta(days=6, hours=23), "fingerprint", 0.9),
+        ({"fingerprint_hash": "fp-2"}, {"fingerprint_hash": "fp-2"}, timedelta(days=7, minutes=1), None, None),
+        ({"fingerprint_hash": "fp-3"}, {"fingerprint_hash": "fp-3"}, -timedelta(minutes=5), None, None),
+        ({"ip_address": "203.0.113.9", "user_agent": CHROME}, {"ip_address": "203.0.113.9", "user_agent": CHROME},
+         timedelta(hours=23), "ip_user_agent", 0.7),
+        ({"ip_address": "203.0.113.10", "user_agent": CHROME}, {"ip_address": "203.0.113.10", "user_agent": CHROME},
+         timedelta(hours=24, minutes=1), None, None),
+        ({"ip_address": "203.0.113.11", "user_agent": CHROME},
+         {"ip_address": "203.0.113.11", "user_agent": CHROME.replace("120", "121")}, timedelta(hours=1), None, None),
+    ],
+    ids=["click-id", "fingerprint-6d23h", "fingerprint-7d1m", "fingerprint-after", "ip-ua-23h", "ip-ua-24h1m",
+         "ip-ua-other-agent"],
+)
+def test_attribution_layers_and_windows(
+    database_url: str, identifiers: dict[str, str], click: dict[str, str], clicked_before: timedelta,
+    layer: str | None, confidence: float | None,
+) -> None:
+    tenant, ad = make_ad()
+    suffix = unique("x")
+    # Make identifiers unique to this test run, so earlier runs on the shared database cannot match.
+    ids = {k: (f"{v}-{suffix}" if k in ("gclid", "fingerprint_hash") else v) for k, v in identifiers.items()}
+    clk = {k: (f"{v}-{suffix}" if k in ("gclid", "fingerprint_hash") else v) for k, v in click.items()}
+    conversion_at = T0 + timedelta(days=int(uuid.uuid4().int % 1000))  # far from every other test's clicks
+    record_click(ad, conversion_at - clicked_before, tenant_id=tenant, **clk)
+    result = process(change(unique("deal"), "qualifiedtobuy", tenant, conversion_at, dealValue=500, **ids))
+    found = result["attribution"]
+    assert found["layer"] == layer and found["confidence"] == confidence
+    assert result["ad_id"] == (ad if layer else None)
+    assert sampler(ad)["pipeline_value"] == (200 if layer else 0)
+    ran = [entry["layer"] for entry in found["layers"] if entry["ran"]]
+    assert ran[-1] == (layer or ran[-1]) and len(found["layers"]) == 3
+
+
+def test_out_of_order_change_is_recorded_stale_and_not_applied(database_url: str) -> None:
+    tenant, _ = make_ad()
+    deal = unique("deal")
+    process(change(deal, "contractsent", tenant, T0 + timedelta(hours=2), dealValue=1000))
+    late = process(change(deal, "qualifiedtobuy", tenant, T0 + timedelta(hours=1)))
+    assert late["status"] == "stale" and late["credit"] == 0 and "older than" in late["note"]
+    state = deal_state(tenant, deal)
+    assert state is not None and state.stage == "contractsent"
+    assert [c.stage_to for c in conversions(deal)] == ["contractsent"]
+
+
+def test_same_event_processed_concurrently_credits_once(database_url: str) -> None:
+    tenant, ad = make_ad()
+    deal = unique("deal")
+    record_click(ad, T0, click_id="c-" + deal)
+    payload = change(deal, "closedwon", tenant, T0 + timedelta(minutes=5), dealValue=4000, click_id="c-" + deal)
+    results = run_threads([lambda: hubspot.process_event(payload, delivery_id="one-delivery-" + deal)] * 5)
+    statuses = sorted(r.status for r in results)
+    assert statuses == ["duplicate"] * 4 + ["processed"], results
+    assert len(conversions(deal)) == 1
+    assert sampler(ad) == {"pipeline_value": 4000, "cash_revenue": 4000, "conversions": 1, "feedback_count": 1}
+
+
+def test_concurrent_changes_of_one_deal_keep_the_books_consistent(database_url: str) -> None:
+    tenant, ad = make_ad()
+    deal = unique("deal")
+    record_click(ad, T0, click_id="c-" + deal)
+    process(change(deal, "appointmentscheduled", tenant, T0, dealValue=1000, click_id="c-" + deal))
+    stages = ["qualifiedtobuy", "presentationscheduled", "contractsent", "decisionmakerboughtin", "closedwon"]
+    payloads = [change(deal, stage, tenant, T0 + timedelta(minutes=i + 1)) for i, stage in enumerate(stages)]
+    results = run_threads([lambda p=p: process(p) for p in payloads])  # type: ignore[misc]
+    assert not [r for r in results if isinstance(r, Exception)], results
+    state = deal_state(tenant, deal)
+    assert state is not None
+    total = sum(c.credit for c in conversions(deal))
+    assert total == pytest.approx(state.expected_value)  # the deal was first seen without stageFrom
+    assert sampler(ad)["pipeline_value"] == pytest.approx(state.expected_value)
+    applied = [r for r in results if r["status"] == "processed"]
+    assert len(applied) + sum(r["status"] == "stale" for r in results) == len(stages)
+
+
+def test_store_events_concurrently_stores_each_event_once(database_url: str) -> None:
+    deal = unique("deal")
+    raw = ('[{"eventId":1,"portalId":99,"occurredAt":1714560000000,"subscriptionType":"deal.propertyChange",'
+           f'"objectId":"{deal}","propertyName":"dealstage","propertyValue":"closedwon"}}]').encode()
+    events = parse_body(raw, received_at=T0)
+
+    def store() -> int:
+        with session_scope() as session:
+            return len(webhook_store.store_events(session, events, received_at=T0).new)
+
+    assert sorted(run_threads([store] * 6)) == [0, 0, 0, 0, 0, 1]
+    (row,) = event_rows(deal)
+    assert row.deliveries == 6 and row.status == EventStatus.PENDING
+
+
+def test_invalid_change_fails_at_once_and_is_recorded(database_url: str) -> None:
+    tenant, _ = make_ad()
+    deal = unique("deal")
+    with pytest.raises(InvalidPayload, match="stageTo: 'signed' is not a stage"):
+        process(change(deal, "signed", tenant, T0))
+    (row,) = event_rows(deal)
+    assert row.status == EventStatus.FAILED and "signed" in (row.error or "")
+    with pytest.raises(InvalidPayload, match="dealValue"):
+        hubspot.process_event({"dealId": deal, "stageTo": "closedwon", "dealValue": "lots"}, delivery_id=deal)
+    listed = hubspot_failed_keys()
+    assert row.idempotency_key in listed
+
+
+def hubspot_failed_keys() -> set[str]:
+    with session_scope() as session:
+        listing = webhook_store.list_events(session, status=EventStatus.FAILED, limit=500)
+    return {event["key"] for event in listing["events"]}
+
+
+def test_tenant_pipeline_and_portal_mapping(database_url: str) -> None:
+    tenant, _ = make_ad()
+    portal = int(uuid.uuid4().int % 10**9)
+    with session_scope() as session:
+        hubspot.save_pipeline(session, tenant, SERVICE_BUSINESS.model_copy(update={"portal_id": portal}))
+    deal = unique("deal")
+    first = process({"dealId": deal, "stageTo": "show_up", "portalId": portal, "occurredAt": T0.isoformat()})
+    assert first["tenant_id"] == tenant and first["synthetic_revenue"] == 9000 and first["credit"] == 9000
+    won = process({"dealId": deal, "stageTo": "closed_won", "portalId": portal,
+                   "occurredAt": (T0 + timedelta(hours=1)).isoformat()})
+    assert won["credit"] == 6000 and won["stage_from"] == "show_up"
+    custom = PipelineConfig.model_validate({"stages": {"new": {"probability": 0.1}, "won": {"value": 50, "won": True}},
+                                            "average_deal_value": 300})
+    with session_scope() as session:
+        hubspot.save_pipeline(session, tenant, custom)
+    other = process(change(unique("deal"), "new", tenant, T0))
+    assert other["amount"] == 300 and other["amount_source"] == "tenant_average" and other["credit"] == 30
+
+
+def test_deal_creation_takes_the_entry_stage_and_never_moves_a_known_deal(database_url: str) -> None:
+    tenant, _ = make_ad()
+    deal = unique("deal")
+    created = process({"dealId": deal, "tenantId": tenant, "isCreation": True, "occurredAt": T0.isoformat()})
+    assert created["stage_to"] == "appointmentscheduled" and created["credit"] == 2000  # default average 10,000
+    process(change(deal, "contractsent", tenant, T0 + timedelta(minutes=1)))
+    again = process({"dealId": deal, "tenantId": tenant, "isCreation": True,
+                     "occurredAt": (T0 + timedelta(minutes=2)).isoformat()})
+    assert again["status"] == "stale"
+    state = deal_state(tenant, deal)
+    assert state is not None and state.stage == "contractsent"
+
+
+def test_late_attribution_catches_the_ad_up_once(database_url: str) -> None:
+    tenant, ad = make_ad()
+    deal = unique("deal")
+    process(change(deal, "qualifiedtobuy", tenant, T0, dealValue=1000))  # no identifiers yet
+    record_click(ad, T0, click_id="late-" + deal)
+    result = process(change(deal, "closedwon", tenant, T0 + timedelta(days=1), click_id="late-" + deal))
+    assert result["ad_id"] == ad and result["credit"] == 600
+    assert sampler(ad) == {"pipeline_value": 1000, "cash_revenue": 1000, "conversions": 1, "feedback_count": 1}
+
+
+def test_external_feedback_applies_once_per_feedback_id(database_url: str) -> None:
+    _, ad = make_ad()
+    feedback = SamplerFeedback(ad_id=ad, pipeline_value=250, cash_revenue=100, conversions=1, feedback_id=unique("fb"))
+    for expected in (True, False):
+        with session_scope() as session:
+            applied, state = record_feedback(session, feedback)
+        assert applied is expected
+        assert (state["pipeline_value"], state["cash_revenue"], state["conversions"], state["feedback_count"]) == (
+            250, 100, 1, 1)
+    with session_scope() as session, pytest.raises(InvalidPayload, match="no ad"):
+        record_feedback(session, SamplerFeedback(ad_id="no-such-ad", pipeline_value=1))
