@@ -1,7 +1,85 @@
-"""Winner search endpoints."""
+"""Winner search: ``/api/ml/rag/search-winners`` (text), ``/api/ml/rag/similar/{ad_id}`` and ``/stats``.
+
+Endpoints are plain ``def`` so FastAPI runs them in its thread pool: embedding a query and searching
+FAISS are CPU work. The model and the index are loaded on first use and the index is reloaded when a
+worker replaces the file (see ``geminivideo.ml.winner_index``).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
+
+from geminivideo.api.deps import require_api_key
+from geminivideo.errors import InvalidPayload, ModelUnavailable, ProcessingFailed
+from geminivideo.ml import winners
+from geminivideo.ml.creative_dna import AdFormat
+
+router = APIRouter(prefix="/api/ml/rag", dependencies=[Depends(require_api_key)], tags=["winners"])
+
+T = TypeVar("T")
+K = Annotated[int, Query(ge=1, le=winners.MAX_K, description="how many winners to return")]
+TenantFilter = Annotated[str | None, Query(min_length=1, max_length=128, description="only this tenant's winners")]
+FormatFilter = Annotated[AdFormat | None, Query(description="only this aspect ratio")]
+
+
+class WinnerSearchResponse(BaseModel):
+    query: str | None = None
+    ad_id: str | None = None
+    k: int
+    tenant_id: str | None = None
+    format: str | None = None
+    count: int
+    results: list[winners.WinnerHit]
+
+
+def _answer(call: Callable[[], T]) -> T:
+    """Run a winners call, turning domain errors into HTTP answers that say what to fix."""
+    try:
+        return call()
+    except winners.UnknownAd as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except InvalidPayload as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    except (ModelUnavailable, ProcessingFailed) as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
+    except SQLAlchemyError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"database unavailable: {type(exc).__name__}"
+        ) from None
+
+
+@router.get("/search-winners")
+def search_winners(
+    q: Annotated[str, Query(min_length=1, max_length=winners.MAX_QUERY_CHARS, description="a creative, in words")],
+    k: K = 10,
+    tenant_id: TenantFilter = None,
+    format: FormatFilter = None,
+) -> WinnerSearchResponse:
+    """Winners whose creative DNA is most similar to the text ``q`` (cosine similarity, best first)."""
+    fmt = format.value if format else None
+    hits = _answer(lambda: winners.search(q, k=k, tenant_id=tenant_id, format=fmt))
+    return WinnerSearchResponse(query=q, k=k, tenant_id=tenant_id, format=fmt, count=len(hits), results=hits)
+
+
+@router.get("/similar/{ad_id}")
+def similar_winners(
+    ad_id: Annotated[str, Path(min_length=1, max_length=128)],
+    k: K = 10,
+    tenant_id: TenantFilter = None,
+    format: FormatFilter = None,
+) -> WinnerSearchResponse:
+    """Winners most similar to the creative DNA of ``ad_id`` (which need not be a winner itself)."""
+    fmt = format.value if format else None
+    hits = _answer(lambda: winners.similar_to(ad_id, k=k, tenant_id=tenant_id, format=fmt))
+    return WinnerSearchResponse(ad_id=ad_id, k=k, tenant_id=tenant_id, format=fmt, count=len(hits), results=hits)
+
+
+@router.get("/stats")
+def winner_index_stats() -> dict[str, Any]:
+    """Vectors in the index, SQL entries (and whether they agree), per-tenant and per-format counts."""
+    return _answer(winners.index_stats)
