@@ -221,7 +221,7 @@ def warnings_for(snapshot: Mapping[str, Any], limits: Mapping[str, float]) -> li
     found = []
     for kind, label, percent in figures:
         if percent is not None and percent > limits[kind]:
-            message = f"{label} at {percent:.1f} % on {snapshot['hostname']} (threshold {limits[kind]:.1f} %)"
+            message = f"{label} at {percent:.1f} % on {snapshot['hostname']} (threshold {limits[kind]:g} %)"
             found.append({"resource": kind, "label": label, "percent": percent, "threshold": limits[kind],
                           "message": message})
     return found

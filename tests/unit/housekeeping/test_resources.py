@@ -79,7 +79,7 @@ def test_figures_above_their_threshold_become_warnings() -> None:
     }
     found = resources.warnings_for(snapshot, {"cpu": 95, "memory": 90, "disk": 90, "gpu_memory": 99})
     assert [(w["resource"], w["percent"]) for w in found] == [("cpu", 97.0), ("disk", 91.5)]
-    assert found[1]["message"] == "disk /data at 91.5 % on h1 (threshold 90.0 %)"
+    assert found[1]["message"] == "disk /data at 91.5 % on h1 (threshold 90 %)"
 
 
 def test_a_failed_cpu_collector_gives_no_warning_but_an_error(settings: Settings, caplog) -> None:
