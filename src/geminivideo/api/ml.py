@@ -1,7 +1,212 @@
-"""Budget sampler, fatigue and approval endpoints."""
+"""Budget sampler, fatigue and approval endpoints.
+
+The sampler endpoints take either ad ids (state read from the database) or explicit ad states; budget
+recommendations can be queued for approval in the same call. Approvals are listed, shown, approved and
+rejected here exactly as the CLI does, through ``geminivideo.ml.approvals``. (The sampler's feedback
+endpoint lives with the webhook pipeline.)
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from geminivideo.api.deps import require_api_key
+from geminivideo.contracts import FatigueScanJob
+from geminivideo.db.models.decisions import ChangeType
+from geminivideo.db.session import session_scope
+from geminivideo.errors import InvalidPayload
+from geminivideo.ml import approvals, fatigue
+from geminivideo.ml.sampler import (
+    AdState,
+    BattleHardenedSampler,
+    SamplerConfig,
+    SamplerMode,
+    load_states,
+    submit_for_approval,
+)
+
+router = APIRouter(dependencies=[Depends(require_api_key)])
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SamplerRequest(_Strict):
+    ad_ids: list[str] | None = Field(None, min_length=1, max_length=10_000)
+    ads: list[AdState] | None = Field(None, min_length=1, max_length=10_000)
+    tenant_id: str | None = Field(None, min_length=1, max_length=128)
+    mode: SamplerMode = SamplerMode.PIPELINE
+    n_draws: int = Field(2000, ge=1000, le=100_000)
+    seed: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SamplerRequest:
+        given = sum(x is not None for x in (self.ad_ids, self.ads, self.tenant_id))
+        if given != 1:
+            raise ValueError("give exactly one of ad_ids, ads (explicit states) or tenant_id")
+        return self
+
+
+class AllocateRequest(SamplerRequest):
+    total_budget: float = Field(ge=0, le=1e9)
+    exploration_floor: float = Field(0.05, ge=0, lt=1)
+    max_change: float = Field(0.5, gt=0, le=10)
+    submit_for_approval: bool = False
+    min_change_pct: float = Field(5.0, ge=0, le=1000)
+
+
+class DecisionRequest(_Strict):
+    decided_by: str = Field(min_length=1, max_length=128)
+    note: str | None = Field(None, max_length=2000)
+
+
+class ManualProposal(_Strict):
+    ad_id: str = Field(min_length=1, max_length=128)
+    change_type: ChangeType
+    requested_value: float | None = Field(None, ge=0)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+def _bad_request(exc: Exception) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
+
+
+def _states(req: SamplerRequest) -> list[AdState]:
+    if req.ads is not None:
+        return list(req.ads)
+    with session_scope() as session:
+        return load_states(session, ad_ids=req.ad_ids, tenant_id=req.tenant_id)
+
+
+def _sampler(req: SamplerRequest, **extra: Any) -> BattleHardenedSampler:
+    return BattleHardenedSampler(SamplerConfig(mode=req.mode, n_draws=req.n_draws, seed=req.seed, **extra))
+
+
+# ─── Sampler ────────────────────────────────────────────────────────────────────────────────────────
+@router.post("/api/ml/battle-hardened/select", tags=["sampler"])
+def sampler_select(req: SamplerRequest) -> dict[str, Any]:
+    """Thompson-sample the ad to serve next, with every ad's probability of being best and its metrics."""
+    try:
+        return _sampler(req).select(_states(req))
+    except InvalidPayload as exc:
+        raise _bad_request(exc) from None
+
+
+@router.post("/api/ml/battle-hardened/allocate", tags=["sampler"])
+def sampler_allocate(req: AllocateRequest) -> dict[str, Any]:
+    """Split ``total_budget`` by probability of being best (floor, capped changes, total conserved);
+    with ``submit_for_approval`` the kills and budget moves become pending changes."""
+    try:
+        states = _states(req)
+        allocation = _sampler(req, exploration_floor=req.exploration_floor, max_change=req.max_change).allocate(
+            states, req.total_budget)
+        if req.submit_for_approval:
+            with session_scope() as session:
+                allocation["approval"] = submit_for_approval(session, allocation, states,
+                                                             min_change_pct=req.min_change_pct)
+        return allocation
+    except InvalidPayload as exc:
+        raise _bad_request(exc) from None
+
+
+# ─── Fatigue ────────────────────────────────────────────────────────────────────────────────────────
+@router.get("/api/ml/fatigue/report", tags=["fatigue"])
+def fatigue_report(
+    tenant_id: str | None = None, scan_id: int | None = None,
+    status_: Annotated[str | None, Query(alias="status", pattern=r"^[A-Z_]{1,32}$")] = None,
+    severity: Annotated[str | None, Query(pattern=r"^(ok|warning|critical)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 100, offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """The latest completed scan (or ``scan_id``): its summary and per-ad reports, filterable."""
+    report = fatigue.fatigue_report(tenant_id=tenant_id, scan_id=scan_id, status=status_, severity=severity,
+                                    limit=limit, offset=offset)
+    if report is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no completed fatigue scan yet")
+    return report
+
+
+@router.get("/api/ml/fatigue/ads/{ad_id}", tags=["fatigue"])
+def fatigue_ad(ad_id: str, limit: Annotated[int, Query(ge=1, le=100)] = 10) -> dict[str, Any]:
+    """One ad's latest fatigue reports, newest first."""
+    reports = fatigue.ad_reports(ad_id, limit=limit)
+    if not reports:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no fatigue report for ad {ad_id!r}")
+    return {"ad_id": ad_id, "reports": reports}
+
+
+@router.post("/api/ml/fatigue/scan", tags=["fatigue"], status_code=status.HTTP_202_ACCEPTED)
+def fatigue_scan(job: FatigueScanJob) -> dict[str, Any]:
+    """Queue a fatigue scan now (it also runs every 6 hours); follow it with the returned task id."""
+    from geminivideo.ml.tasks import monitor_all_ads_fatigue  # the Celery app is only needed here
+
+    result = monitor_all_ads_fatigue.apply_async(kwargs=job.model_dump(mode="json", exclude_none=True))
+    return {"task_id": result.id, "status_url": f"/api/jobs/{result.id}"}
+
+
+@router.put("/api/ml/fatigue/thresholds/{tenant_id}", tags=["fatigue"])
+def fatigue_thresholds(tenant_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Override a tenant's fatigue thresholds by name (e.g. ``{"frequency_saturated": 4.0}``)."""
+    try:
+        return {"tenant_id": tenant_id, "thresholds": fatigue.set_thresholds(tenant_id, overrides).model_dump()}
+    except InvalidPayload as exc:
+        raise _bad_request(exc) from None
+
+
+# ─── Approvals ──────────────────────────────────────────────────────────────────────────────────────
+def _change_call(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    try:
+        return fn(*args, **kwargs).model_dump(mode="json")
+    except approvals.ChangeNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except approvals.InvalidTransition as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except InvalidPayload as exc:
+        raise _bad_request(exc) from None
+
+
+@router.get("/api/ml/approvals", tags=["approvals"])
+def approvals_list(
+    status_: Annotated[str | None, Query(alias="status")] = "pending_approval", tenant_id: str | None = None,
+    campaign_id: str | None = None, ad_id: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Pending changes by default; ``?status=all`` lists every status, newest first."""
+    try:
+        rows = approvals.list_changes(None if status_ == "all" else status_, tenant_id=tenant_id,
+                                      campaign_id=campaign_id, ad_id=ad_id, limit=limit, offset=offset)
+    except InvalidPayload as exc:
+        raise _bad_request(exc) from None
+    return {"changes": [r.model_dump(mode="json") for r in rows], "count": len(rows)}
+
+
+@router.post("/api/ml/approvals", tags=["approvals"], status_code=status.HTTP_201_CREATED)
+def approvals_propose(proposal: ManualProposal) -> dict[str, Any]:
+    """Propose a manual change (pause, resume, budget) for an ad; it waits for approval like any other."""
+    try:
+        view = approvals.propose_change(proposal.ad_id, proposal.change_type, proposal.requested_value,
+                                        reason=proposal.reason)
+    except InvalidPayload as exc:
+        raise _bad_request(exc) from None
+    if view is None:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"ad {proposal.ad_id} already has an open proposal")
+    return view.model_dump(mode="json")
+
+
+@router.get("/api/ml/approvals/{change_id}", tags=["approvals"])
+def approvals_show(change_id: int) -> dict[str, Any]:
+    return _change_call(approvals.show_change, change_id)
+
+
+@router.post("/api/ml/approvals/{change_id}/approve", tags=["approvals"])
+def approvals_approve(change_id: int, decision: DecisionRequest) -> dict[str, Any]:
+    """pending_approval -> approved; the executor applies it within minutes, through the safety gates."""
+    return _change_call(approvals.approve_change, change_id, decision.decided_by, decision.note)
+
+
+@router.post("/api/ml/approvals/{change_id}/reject", tags=["approvals"])
+def approvals_reject(change_id: int, decision: DecisionRequest) -> dict[str, Any]:
+    return _change_call(approvals.reject_change, change_id, decision.decided_by, decision.note)

@@ -202,7 +202,7 @@ class BattleHardenedSampler:
         recs = [self._recommendation(s, i, post, p_best, plan) for i, s in enumerate(states)]
         return {"total_budget": round(total_budget, 2), "allocated": round(float(plan.budgets.sum()), 2),
                 "mode": self.config.mode.value, "n_draws": self.config.n_draws, "seed": self.config.seed,
-                "floor_share": plan.floor_share, "caps_relaxed": plan.caps_relaxed, "recommendations": recs}
+                "floor_share": round(plan.floor_share, 6), "caps_relaxed": plan.caps_relaxed, "recommendations": recs}
 
     def _recommendation(self, s: AdState, i: int, post: Posteriors, p_best: np.ndarray, plan: Plan) -> dict[str, Any]:
         decision, reasons = decide(s, self.config)
@@ -276,13 +276,15 @@ def allocate_budget(
     lo = np.where(has_base, np.maximum(f, (1 - max_change) * base), f)
     hi = np.where(has_base, np.maximum(f, (1 + max_change) * base), total)
     relaxed = bool(lo.sum() > total + 1e-9)
-    if relaxed:  # floors and cuts cannot all hold: shrink every lower bound alike
-        lo = lo * (total / lo.sum())
-    target = np.asarray(target_shares, dtype=float) * total
+    if relaxed:  # floors and cuts cannot all hold: the floors stay, the cuts above them shrink alike
+        excess = lo - f
+        lo = f + excess * ((total - n * f) / excess.sum())
+    shares = np.asarray(target_shares, dtype=float)
+    target = np.where(shares > 1e-9, shares, 0.0) * total  # drop vanishing shares: they only overflow lam
     budgets = _fit_total(target, lo, hi, total)
     exact = _to_cents(budgets, cents)
     notes = [_notes(exact[i], target[i], lo[i], hi[i], f, has_base[i]) for i in range(n)]
-    return Plan(budgets=exact, base=base, floor_share=round(floor_share, 6), caps_relaxed=relaxed, notes=notes)
+    return Plan(budgets=exact, base=base, floor_share=floor_share, caps_relaxed=relaxed, notes=notes)
 
 
 def _fit_total(target: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: float) -> np.ndarray:
@@ -308,7 +310,7 @@ def _fit_total(target: np.ndarray, lo: np.ndarray, hi: np.ndarray, total: float)
 
 def _to_cents(budgets: np.ndarray, total_cents: int) -> np.ndarray:
     raw = np.maximum(budgets, 0) * 100
-    whole = np.floor(raw).astype(np.int64)
+    whole = np.floor(raw + 1e-6).astype(np.int64)  # 34695.9999999 is 34696 cents, not 34695
     short = total_cents - int(whole.sum())
     if short > 0:
         whole[np.argsort(raw - whole)[::-1][:short]] += 1
