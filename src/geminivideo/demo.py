@@ -287,8 +287,8 @@ class Demo:
         results = {}
         for label, task_id in ids.items():
             event = finals[label]
+            state = client.job_state(task_id)  # also brings the job's video_jobs record up to date
             if event is None or event.status is not TaskStatus.COMPLETED:
-                state = client.job_state(task_id)
                 raise StepFailed(f"{label}: {state.status.value}: {state.error or state.message}")
             value = AsyncResult(task_id, app=client.video_app()).get(timeout=30)
             results[label] = value if isinstance(value, dict) else {"value": value}

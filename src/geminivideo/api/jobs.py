@@ -137,6 +137,8 @@ async def job_events(
         return
     async for event in client.follow_async(task_id, timeout_s=timeout_s):
         yield _sse(event.model_dump(mode="json"), event.status)
+        if event.is_final:
+            await run_in_threadpool(client.job_state, task_id)  # records the outcome in video_jobs
 
 
 _EVENT_FIELDS = {"task_id", "progress", "status", "message", "updated_at"}
