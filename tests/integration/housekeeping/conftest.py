@@ -2,8 +2,9 @@
 
 The session's ``video_worker`` consumes ``maintenance`` and works on the session's shared media dirs,
 which other tests fill; a cleanup with ``max_age_days=0`` there would delete their files. So these tests
-send their tasks to a queue of their own, consumed by this worker only, whose TEMP_DIR, RENDER_DIR and
-PREVIEW_DIR are private folders. The tasks, code paths and broker are the production ones.
+send their tasks to queues of their own (maintenance and render), consumed by this worker only, whose
+TEMP_DIR, RENDER_DIR and PREVIEW_DIR are private folders. The tasks, code paths and broker are the
+production ones.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tests.support.env import TestEnv
 class HousekeepingWorker:
     proc: procs.ManagedProcess
     queue: str
+    render_queue: str
     roots: dict[str, Path]
     resource_hostname: str
 
@@ -47,7 +49,7 @@ def housekeeping_worker(test_env: TestEnv, tmp_path_factory: pytest.TempPathFact
     for folder in roots.values():
         folder.mkdir()
     tag = uuid.uuid4().hex[:8]
-    queue, resource_host = f"maintenance-test-{tag}", f"hk-host-{tag}"
+    queue, render_queue, resource_host = f"maintenance-test-{tag}", f"render-test-{tag}", f"hk-host-{tag}"
     env = test_env.process_env(
         **{name: str(path) for name, path in roots.items()},
         MEDIA_ROOTS=":".join(str(p) for p in roots.values()),
@@ -56,10 +58,11 @@ def housekeeping_worker(test_env: TestEnv, tmp_path_factory: pytest.TempPathFact
         RESOURCE_WARN_DISK_PERCENT="0.01",
     )
     hostname = f"housekeeping-{tag}@localhost"
-    proc = procs.start_worker("video", queues=[queue], hostname=hostname, env=env, concurrency=1,
+    # Two slots: a cleanup must be able to run while a render holds the other.
+    proc = procs.start_worker("video", queues=[queue, render_queue], hostname=hostname, env=env, concurrency=2,
                               log_path=base / "worker.log")
     try:
-        yield HousekeepingWorker(proc, queue, roots, resource_host)
+        yield HousekeepingWorker(proc, queue, render_queue, roots, resource_host)
     finally:
         proc.stop()
 

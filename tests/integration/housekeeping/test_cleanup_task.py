@@ -4,15 +4,17 @@ the right files go, in-use files stay, nothing outside the roots is touched and 
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from geminivideo import procs
 from geminivideo.errors import InvalidPayload
 from geminivideo.video.inuse import in_use
-from geminivideo.video.tasks import cleanup_task
+from geminivideo.video.tasks import cleanup_task, render_video_task
 
 DAY_S = 86_400
 
@@ -51,9 +53,38 @@ def test_age_limit_deletes_old_files_in_every_root_and_the_folders_it_empties(hk
     assert all(root.is_dir() for root in hk.roots.values())
 
 
-def test_a_file_held_by_a_running_task_survives_max_age_zero(hk) -> None:
-    # The render task is not implemented yet, so the lease is taken here, from the test process, through the
-    # same registry (video.inuse) that render/transcode/caption tasks use around their working files.
+def make_scene(path: Path, seconds: int) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-f", "lavfi",
+                    "-i", "sine=frequency=440", "-t", str(seconds), "-c:v", "libx264", "-preset", "ultrafast",
+                    "-c:a", "aac", "-shortest", str(path)], check=True, timeout=60)
+    return path
+
+
+def test_a_render_in_progress_survives_a_cleanup_with_max_age_zero(hk) -> None:
+    scene = make_scene(hk.temp_dir / "inputs" / "scene.mp4", seconds=4)
+    os.utime(scene, (time.time() - 30 * DAY_S,) * 2)  # an old input: only its lease protects it
+    stale = put(hk.preview_dir / "old" / "frame.jpg", age_days=30)
+    job = {"scenes": [{"video_path": str(scene)}], "transitions": False, "normalize_audio": False,
+           "output_format": {"width": 1280, "height": 720, "preset": "medium"}}  # slow enough to be caught
+    render = render_video_task.apply_async(args=[job], queue=hk.render_queue)
+    partials: list[Path] = []
+    procs.wait_until(lambda: bool(partials.extend(hk.render_dir.glob(".*.partial-*")) or partials), 60,
+                     interval_s=0.1, what="the render's partial output")
+    scratch = sorted(hk.temp_dir.glob("render-*"))
+
+    result = run_cleanup(hk, max_age_days=0)
+
+    assert not render.ready(), "the render ended before the cleanup: the test proved nothing"
+    assert scene.exists() and partials[0].exists() and all(d.is_dir() for d in scratch)
+    assert result["deleted_files"] == [str(stale)] and not stale.parent.exists()
+    assert result["skipped_in_use"] >= 2  # the input and the partial output (plus the scratch folder's files)
+    output = render.get(timeout=180)
+    assert Path(output["output_path"]).is_file() and output["duration"] == pytest.approx(4, abs=0.2)
+
+
+def test_a_lease_held_outside_any_task_protects_files_and_folders(hk) -> None:
+    # The same registry, held from this process: a held file, a held folder with a file and an empty sub-folder.
     working = put(hk.render_dir / "job7" / ".ad.partial-0123456789ab.mp4", size=2000, age_days=3)
     workdir = hk.temp_dir / "job7"
     scratch = put(workdir / "scene1.ts", size=700, age_days=3)
