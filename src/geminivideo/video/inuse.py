@@ -11,6 +11,7 @@ import contextlib
 import logging
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -24,8 +25,12 @@ IN_USE_KEY = "media_in_use"
 DEFAULT_LEASE_S = 120.0
 
 
-def _members(paths: Iterable[Path]) -> list[str]:
-    return [str(Path(p).resolve()) for p in paths]
+_HOLDER_SEP = "\0"  # cannot occur in a path: separates the path from its holder's token
+
+
+def _members(paths: Iterable[Path], holder: str) -> list[str]:
+    # One member per holder and path: when one of two tasks sharing an input ends, the other's lease stays.
+    return [f"{Path(p).resolve()}{_HOLDER_SEP}{holder}" for p in paths]
 
 
 def _renew(client: redis.Redis, members: list[str], lease_s: float) -> None:
@@ -37,7 +42,7 @@ def _renew(client: redis.Redis, members: list[str], lease_s: float) -> None:
 def in_use(*paths: Path, lease_s: float = DEFAULT_LEASE_S) -> Iterator[None]:
     """Mark ``paths`` (files or folders) as in use for as long as the block runs."""
     client = get_redis()
-    members = _members(paths)
+    members = _members(paths, uuid.uuid4().hex)
     try:
         _renew(client, members, lease_s)
     except redis.RedisError as exc:
@@ -66,7 +71,7 @@ def paths_in_use(client: redis.Redis | None = None) -> set[Path]:
     """Every path currently held by a live lease (expired leases are purged first)."""
     client = client or get_redis()
     client.zremrangebyscore(IN_USE_KEY, "-inf", time.time())
-    return {Path(str(member)) for member in client.zrange(IN_USE_KEY, 0, -1)}
+    return {Path(str(member).split(_HOLDER_SEP, 1)[0]) for member in client.zrange(IN_USE_KEY, 0, -1)}
 
 
 def is_in_use(path: Path, held: set[Path]) -> bool:
