@@ -70,7 +70,7 @@ def caption_video(job: CaptionJob, on_progress: ProgressCallback = no_progress) 
         transcript = transcribe(handle.loaded, read_wav(wav), job.language, on_progress)
     cues = build_cues(transcript.segments)
     on_progress(TRANSCRIBE_SPAN[1], f"writing {', '.join(job.formats)} ({len(cues)} cues)")
-    paths = write_outputs(out_dir, _output_stem(source), job, transcript, cues)
+    paths = write_outputs(out_dir, output_stem(source), job, transcript, cues)
     return _result(job, handle, transcript, cues, paths, time.monotonic() - started)
 
 
@@ -172,7 +172,7 @@ def _language(info: Any, requested: str | None, loaded: whisper_models.LoadedMod
 
 
 # ─── outputs ──────────────────────────────────────────────────────────────────────────────────────
-def _output_stem(source: Path) -> str:
+def output_stem(source: Path) -> str:
     # A unique suffix: two captions of the same video (other model, other language) never collide.
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", source.stem).strip("._") or "captions"
     return f"{safe[:80]}-{uuid.uuid4().hex[:8]}"

@@ -456,14 +456,14 @@ class ModelCache:
     def get(self, name: str, *, device_preference: str | None = None) -> ModelHandle:
         self._forget_if_forked()
         settings = get_settings()
-        choice = choose_device(device_preference or settings.whisper_device)
+        preference = device_preference or settings.whisper_device
+        choice = choose_device(preference)
         key = (canonical_name(name), choice.device, choice.compute_type)
         with self._lock:
             if key in self._models:
                 self._models.move_to_end(key)
                 return ModelHandle(self._models[key], True, self.loads)
-            loaded = _load(resolve_model(name, settings), choice, fallback=(device_preference or
-                                                                             settings.whisper_device) == "auto")
+            loaded = _load(resolve_model(name, settings), choice, fallback=preference == "auto")
             self.loads += 1
             actual_key = (key[0], loaded.device, loaded.compute_type)
             self._models[key] = self._models[actual_key] = loaded
