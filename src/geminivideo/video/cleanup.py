@@ -203,16 +203,15 @@ class Plan:
 def plan_cleanup(tree: Tree, held: set[Path], limits: Limits) -> Plan:
     """Decide what goes: age pass, size pass, then empty folders. Pure: touches no file."""
     plan = Plan(size_before=tree.total_bytes)
-    keep = [f for f in tree.files if _fresh_partial(f, limits)]
-    kept_ids = {id(f) for f in keep}
+    kept = {f for f in tree.files if _fresh_partial(f, limits)}
     for entry in tree.files:
-        if id(entry) in kept_ids or not _too_old(entry, limits):
+        if entry in kept or not _too_old(entry, limits):
             continue
         if file_held(entry.path, held):
             plan.skipped_in_use += 1
         else:
             plan.files.append(entry)
-    _size_pass(plan, tree, held, limits, kept_ids)
+    _size_pass(plan, tree, held, limits, kept)
     plan.dirs = _empty_dirs(tree, plan, held, limits)
     return plan
 
@@ -227,16 +226,16 @@ def _too_old(entry: FileEntry, limits: Limits) -> bool:
     return age_s >= limits.max_age_s or (is_partial(entry.path) and age_s >= limits.partial_age_s)
 
 
-def _size_pass(plan: Plan, tree: Tree, held: set[Path], limits: Limits, kept_ids: set[int]) -> None:
+def _size_pass(plan: Plan, tree: Tree, held: set[Path], limits: Limits, kept: set[FileEntry]) -> None:
     remaining = plan.size_before - plan.freed_bytes
     if remaining <= limits.max_bytes:
         return
     target = limits.max_bytes * SIZE_TARGET_FRACTION
-    chosen = {id(f) for f in plan.files}
+    chosen = set(plan.files)
     for entry in sorted(tree.files, key=lambda f: f.mtime):
         if remaining <= target:
             break
-        if id(entry) in chosen or id(entry) in kept_ids:
+        if entry in chosen or entry in kept:
             continue
         if file_held(entry.path, held):
             plan.skipped_in_use += 1
