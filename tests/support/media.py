@@ -154,7 +154,8 @@ def frame_rgb(path: Path, at_s: float, *, size: tuple[int, int] | None = None) -
     """One decoded frame as raw RGB24 bytes: (width, height, pixels)."""
     info = ffprobe(path)
     width, height = size or info.size
-    done = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-ss", f"{at_s}", "-i", str(path),
+    seek = ["-ss", f"{at_s}"] if at_s > 0 else []  # seeking a still image yields no frame at all
+    done = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", *seek, "-i", str(path),
                            "-frames:v", "1", "-vf", f"scale={width}:{height}", "-f", "rawvideo", "-pix_fmt", "rgb24",
                            "-"], capture_output=True, timeout=60, check=True)
     assert len(done.stdout) == width * height * 3, f"expected one {width}x{height} frame at {at_s} s"

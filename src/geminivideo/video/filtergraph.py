@@ -36,8 +36,9 @@ XFADE_TYPES = (
     "fadeslow",
 )
 
-_LEVEL1 = re.compile(r"([\\':])")
-_LEVEL2 = re.compile(r"([\\'\[\],;])")
+# Both levels also escape FFmpeg's whitespace, which its tokenizer would otherwise trim from either end.
+_LEVEL1 = re.compile(r"([\\': \n\t\r])")
+_LEVEL2 = re.compile(r"([\\'\[\],; \n\t\r])")
 
 Value = str | int | float | Fraction
 
@@ -268,25 +269,26 @@ def burn_subtitles(srt_path: str, canvas: Canvas, style: str = SUBTITLE_STYLE) -
 # ─── audio finishing ──────────────────────────────────────────────────────────────────────────────────
 @dataclass(frozen=True)
 class Loudness:
-    """loudnorm's first-pass measurement of the joined soundtrack."""
+    """EBU R128 measurement of the joined soundtrack (first pass)."""
 
-    input_i: float
-    input_tp: float
-    input_lra: float
-    input_thresh: float
-    target_offset: float
+    integrated_lufs: float
+    true_peak_dbtp: float
+    range_lu: float
+    threshold_lufs: float
 
 
-def loudnorm_measure() -> str:
-    return filt("loudnorm", I=LOUDNESS_TARGET_LUFS, TP=TRUE_PEAK_DBTP, LRA=LOUDNESS_RANGE_LU, print_format="json")
+def loudness_measure() -> str:
+    """The reference BS.1770 meter. loudnorm's own first pass misreads clips of a few seconds (measured
+    here: -32 LUFS for a mix that ebur128 and loudnorm's second pass both put at -28.7), so it is not used."""
+    return filt("ebur128", peak="true", framelog="verbose")
 
 
 def loudnorm_apply(measured: Loudness) -> str:
     """Second pass: linear gain from the measurement (loudnorm falls back to dynamic when peaks forbid it)."""
     return filt(
         "loudnorm", I=LOUDNESS_TARGET_LUFS, TP=TRUE_PEAK_DBTP, LRA=LOUDNESS_RANGE_LU,
-        measured_I=measured.input_i, measured_TP=measured.input_tp, measured_LRA=measured.input_lra,
-        measured_thresh=measured.input_thresh, offset=measured.target_offset, linear="true",
+        measured_I=measured.integrated_lufs, measured_TP=measured.true_peak_dbtp, measured_LRA=measured.range_lu,
+        measured_thresh=measured.threshold_lufs, offset=0, linear="true",
     )
 
 

@@ -23,10 +23,10 @@ from geminivideo.contracts import PreviewJob, PreviewResult, utcnow
 from geminivideo.errors import ProcessingFailed, UnsupportedOption
 from geminivideo.progress import ProgressCallback, no_progress
 from geminivideo.video import filtergraph as fg
-from geminivideo.video.ffmpeg import MediaInfo, input_args, probe, probe_json, run_ffmpeg
+from geminivideo.video.ffmpeg import MediaInfo, input_args, probe, probe_json
 from geminivideo.video.inuse import in_use
 from geminivideo.video.media import ensure_output_dir
-from geminivideo.video.workspace import Deadline, atomic_dir, checked_media
+from geminivideo.video.workspace import Deadline, atomic_dir, checked_media, run_ffmpeg_within
 
 SEEKS_PER_RUN = 8  # inputs one FFmpeg opens at once: few enough to keep memory small
 SPRITE_LIMITS = {"jpg": 65_535, "webp": 16_383}  # largest side each image format can hold
@@ -113,8 +113,7 @@ def extract_frames(source: Path, times: Sequence[float], folder: Path, job: Prev
     pairs = list(zip(times, targets, strict=True))
     for start in range(0, len(pairs), SEEKS_PER_RUN):
         batch = pairs[start:start + SEEKS_PER_RUN]
-        run_ffmpeg(frame_arguments(source, batch, job.width, job.format), timeout_s=deadline.remaining_s(),
-                   what="preview frames")
+        run_ffmpeg_within(deadline, frame_arguments(source, batch, job.width, job.format), what="preview frames")
         on_progress(85 * (start + len(batch)) / len(pairs), f"{start + len(batch)} of {len(pairs)} frames")
     missing = [t.name for t in targets if not t.exists() or t.stat().st_size == 0]
     if missing:
@@ -136,9 +135,9 @@ def build_sprite(grid: Grid, folder: Path, fmt: str, deadline: Deadline) -> Path
     target = folder / f"sprite.{fmt}"
     # The image2 pattern treats % specially, so a literal % in the folder name is doubled.
     pattern = str(folder).replace("%", "%%") + f"/frame_%03d.{fmt}"
-    run_ffmpeg(["-framerate", "1", *input_args(pattern), "-vf", fg.filt("tile", f"{grid.columns}x{grid.rows}"),
-                "-frames:v", "1", *_CODEC_ARGS[fmt], "-update", "1", "-f", "image2", str(target)],
-               timeout_s=deadline.remaining_s(), what="preview sprite")
+    tile = fg.filt("tile", f"{grid.columns}x{grid.rows}")
+    run_ffmpeg_within(deadline, ["-framerate", "1", *input_args(pattern), "-vf", tile, "-frames:v", "1",
+                                 *_CODEC_ARGS[fmt], "-update", "1", "-f", "image2", str(target)], what="preview sprite")
     if not target.exists():
         raise ProcessingFailed("preview: the sprite sheet was not written")
     return target

@@ -14,8 +14,8 @@ The pipeline, one function per step:
 from __future__ import annotations
 
 import functools
-import json
 import math
+import re
 import subprocess
 import uuid
 from collections.abc import Sequence
@@ -40,17 +40,17 @@ from geminivideo.progress import ProgressCallback, no_progress
 from geminivideo.video import filtergraph as fg
 from geminivideo.video import srtfile
 from geminivideo.video.encoders import RateControl, check_preset, rate_control, video_args
-from geminivideo.video.ffmpeg import MediaInfo, atomic_output, input_args, probe, run_ffmpeg
+from geminivideo.video.ffmpeg import MediaInfo, atomic_output, input_args, probe
 from geminivideo.video.gpu import EncoderDecision, choose_encoder
 from geminivideo.video.inuse import in_use
 from geminivideo.video.media import ensure_output_dir, resolve_input
-from geminivideo.video.workspace import Deadline, checked_media, scratch_dir
+from geminivideo.video.workspace import Deadline, checked_media, run_ffmpeg_within, scratch_dir
 
 DEFAULT_TRANSITION = Transition()
 END_TOLERANCE_S = 0.05  # an end_time this far past a file's probed end is rounding, not a mistake
 SOFTWARE_ENCODERS = {"h264": "libx264", "h265": "libx265"}
 AUDIO_ARGS = ["-c:a", "aac", "-b:a", "160k", "-ar", str(fg.SAMPLE_RATE), "-ac", "2"]
-SILENCE_LUFS = -70.0  # EBU R128's absolute gate: nothing below it counts as programme loudness
+SILENCE_LUFS = -69.5  # ebur128 reports -70 (its absolute gate) for silence
 
 
 # ─── 1. scenes ────────────────────────────────────────────────────────────────────────────────────────
@@ -143,9 +143,10 @@ def plan_cuts(transitions: bool | Transition | list[Transition], durations: Sequ
     if requested is None:
         return None
     if transitions is True:
-        requested = [Transition(type=DEFAULT_TRANSITION.type,
-                                duration=min(DEFAULT_TRANSITION.duration, durations[k] / 2, durations[k + 1] / 2))
-                     for k in range(len(requested))]
+        # Whole frames, rounded down, so two fades never overlap inside a very short scene.
+        requested = [Transition(type=DEFAULT_TRANSITION.type, duration=canvas.seconds(max(1, math.floor(
+            min(DEFAULT_TRANSITION.duration, durations[k] / 2, durations[k + 1] / 2) * canvas.fps + 1e-9))))
+            for k in range(len(requested))]
     cuts, incoming = [], 0.0
     for k, cut in enumerate(requested):
         snapped = canvas.seconds(canvas.frames(cut.duration))
@@ -295,34 +296,38 @@ def render_graph(plan: RenderPlan, loudness_filter: str | None) -> str:
 
 
 # ─── 5. loudness ──────────────────────────────────────────────────────────────────────────────────────
-def parse_loudnorm(lines: Sequence[str]) -> fg.Loudness | None:
-    """loudnorm's JSON report from the end of FFmpeg's output; None when there is none."""
-    text = "\n".join(lines)
-    start, end = text.rfind("{"), text.rfind("}")
-    if start < 0 or end < start:
+_SUMMARY_VALUES = {
+    "integrated": re.compile(r"Integrated loudness:\s*I:\s*(-?[\d.]+|-inf) LUFS\s*Threshold:\s*(-?[\d.]+|-inf)"),
+    "range": re.compile(r"Loudness range:\s*LRA:\s*(-?[\d.]+)"),
+    "peak": re.compile(r"True peak:\s*Peak:\s*(-?[\d.]+|-inf)"),
+}
+
+
+def parse_ebur128(lines: Sequence[str]) -> fg.Loudness | None:
+    """The ebur128 filter's summary from the end of FFmpeg's output; None when it is missing."""
+    text = "\n".join(lines).rsplit("Summary:", 1)[-1]
+    found = {key: pattern.search(text) for key, pattern in _SUMMARY_VALUES.items()}
+    integrated, lra, peak = found["integrated"], found["range"], found["peak"]
+    if integrated is None or lra is None or peak is None:
         return None
-    try:
-        data = json.loads(text[start:end + 1])
-        return fg.Loudness(float(data["input_i"]), float(data["input_tp"]), float(data["input_lra"]),
-                           float(data["input_thresh"]), float(data["target_offset"]))
-    except (ValueError, KeyError):
-        return None
+    return fg.Loudness(float(integrated.group(1)), float(peak.group(1)), float(lra.group(1)),
+                       float(integrated.group(2)))
 
 
 def measure_loudness(plan: RenderPlan, deadline: Deadline, on_progress: ProgressCallback) -> str | None:
     """The loudnorm filter for the final pass: linear from a measurement, or None for a silent soundtrack."""
     if not plan.has_audio:
         return None
-    graph = fg.graph([*audio_chains(plan, "amixed"), fg.chain(["amixed"], [fg.loudnorm_measure()], "ameasure")])
-    # loudnorm prints its report at info level; run_ffmpeg returns the end of stderr.
-    tail = run_ffmpeg(["-loglevel", "info", *input_arguments(plan), "-filter_complex", graph,
-                       "-map", "[ameasure]", "-f", "null", "-"],
-                      expected_duration_s=plan.total_s, on_progress=on_progress, progress_span=(2, 10),
-                      timeout_s=deadline.remaining_s(), what="loudness measurement")
-    measured = parse_loudnorm(tail)
+    graph = fg.graph([*audio_chains(plan, "amixed"), fg.chain(["amixed"], [fg.loudness_measure()], "ameasure")])
+    # ebur128 prints its summary at info level; run_ffmpeg returns the end of stderr.
+    args = ["-loglevel", "info", *input_arguments(plan), "-filter_complex", graph, "-map", "[ameasure]", "-f", "null",
+            "-"]
+    tail = run_ffmpeg_within(deadline, args, expected_duration_s=plan.total_s, on_progress=on_progress,
+                             progress_span=(2, 10), what="loudness measurement")
+    measured = parse_ebur128(tail)
     if measured is None:
         return fg.loudnorm_single_pass()
-    if not math.isfinite(measured.input_i) or measured.input_i < SILENCE_LUFS:
+    if not math.isfinite(measured.integrated_lufs) or measured.integrated_lufs <= SILENCE_LUFS:
         return None  # silence stays silence: there is no programme loudness to bring to -16 LUFS
     return fg.loudnorm_apply(measured)
 
@@ -400,9 +405,9 @@ def render_video(job: RenderJob, on_progress: ProgressCallback = no_progress) ->
             loudness = measure_loudness(plan, deadline, on_progress) if job.normalize_audio else None
             graph = render_graph(plan, loudness)
             with atomic_output(final) as partial, in_use(partial):
-                run_ffmpeg(encode_arguments(plan, graph, encoding, partial), expected_duration_s=plan.total_s,
-                           on_progress=on_progress, progress_span=(10, 98), timeout_s=deadline.remaining_s(),
-                           what="render", env=encoding.decision.env)
+                run_ffmpeg_within(deadline, encode_arguments(plan, graph, encoding, partial), what="render",
+                                  expected_duration_s=plan.total_s, on_progress=on_progress, progress_span=(10, 98),
+                                  env=encoding.decision.env)
                 on_progress(99, "verifying the output")
                 info = verify_render(partial, plan)
     return render_result(job, final, info, encoding.decision)

@@ -17,10 +17,10 @@ from geminivideo.errors import MediaUnreadable, ProcessingFailed
 from geminivideo.progress import ProgressCallback, no_progress
 from geminivideo.video import encoders
 from geminivideo.video import filtergraph as fg
-from geminivideo.video.ffmpeg import MediaInfo, atomic_output, input_args, probe, run_ffmpeg
+from geminivideo.video.ffmpeg import MediaInfo, atomic_output, input_args, probe
 from geminivideo.video.inuse import in_use
 from geminivideo.video.media import ensure_output_dir
-from geminivideo.video.workspace import Deadline, checked_media
+from geminivideo.video.workspace import Deadline, checked_media, run_ffmpeg_within
 
 DURATION_TOLERANCE_S = 0.25
 
@@ -104,9 +104,8 @@ def transcode(job: TranscodeJob, on_progress: ProgressCallback = no_progress) ->
     final = output_path(info, plan)
     on_progress(1, f"transcoding to {plan.codec}/{plan.container} with {plan.encoder}")
     with in_use(info.path), atomic_output(final) as partial, in_use(partial):
-        run_ffmpeg(transcode_arguments(info, fmt, plan, partial), expected_duration_s=info.duration,
-                   on_progress=on_progress, progress_span=(1, 98), timeout_s=deadline.remaining_s(),
-                   what="transcode")
+        run_ffmpeg_within(deadline, transcode_arguments(info, fmt, plan, partial), what="transcode",
+                          expected_duration_s=info.duration, on_progress=on_progress, progress_span=(1, 98))
         on_progress(99, "verifying the output")
         out = verify_transcode(partial, info, fmt, plan)
     return TranscodeResult(

@@ -17,10 +17,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from geminivideo.config import get_settings
 from geminivideo.errors import MediaUnreadable, ProcessingFailed
-from geminivideo.video.ffmpeg import PARTIAL_MARKER, MediaInfo, probe
+from geminivideo.video.ffmpeg import PARTIAL_MARKER, MediaInfo, probe, run_ffmpeg
 from geminivideo.video.inuse import in_use
 from geminivideo.video.media import resolve_input
 
@@ -82,6 +83,21 @@ class Deadline:
         if left <= 0:
             raise ProcessingFailed(f"time limit {self.setting}={self.limit_s:.0f} s reached before FFmpeg could run")
         return max(MIN_TIMEOUT_S, left)
+
+    @property
+    def expired(self) -> bool:
+        return self._clock() >= self._ends_at
+
+
+def run_ffmpeg_within(deadline: Deadline, args: list[str], *, what: str, **options: Any) -> list[str]:
+    """``run_ffmpeg`` killed when the task's time limit is reached, saying which limit it was."""
+    try:
+        return run_ffmpeg(args, timeout_s=deadline.remaining_s(), what=what, **options)
+    except ProcessingFailed:
+        if deadline.expired:
+            raise ProcessingFailed(f"{what} was stopped by its time limit {deadline.setting}="
+                                   f"{deadline.limit_s:.0f} s; FFmpeg was killed and nothing was kept") from None
+        raise
 
 
 def file_size(path: Path) -> int:
