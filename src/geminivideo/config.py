@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     unacked_restore_interval_s: float = Field(10.0, gt=0)
     # Redis broker: a queue's visibility timeout is its longest hard limit plus this (see celery_base).
     visibility_margin_s: float = Field(60.0, ge=0)
+    in_use_lease_s: float = Field(120.0, ge=3)  # a killed task's files stay protected from cleanup this long
 
     # Housekeeping (video/cleanup.py, video/resources.py). Per-resource thresholds default to
     # RESOURCE_WARN_PERCENT; the host name defaults to the machine's (set it to the node name in containers).

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import redis
 
+from geminivideo.config import get_settings
 from geminivideo.redis_client import get_redis
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,12 @@ def _renew(client: redis.Redis, members: list[str], lease_s: float) -> None:
 
 
 @contextlib.contextmanager
-def in_use(*paths: Path, lease_s: float = DEFAULT_LEASE_S) -> Iterator[None]:
-    """Mark ``paths`` (files or folders) as in use for as long as the block runs."""
+def in_use(*paths: Path, lease_s: float | None = None) -> Iterator[None]:
+    """Mark ``paths`` (files or folders) as in use for as long as the block runs.
+
+    ``lease_s`` (default IN_USE_LEASE_S, 120 s) is how long a killed worker's paths stay protected.
+    """
+    lease_s = lease_s or get_settings().in_use_lease_s
     client = get_redis()
     members = _members(paths, uuid.uuid4().hex)
     try:
