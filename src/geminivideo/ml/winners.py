@@ -289,6 +289,17 @@ def _format_of(prepared: PreparedDna) -> str | None:
     return prepared.dna.format.value if prepared.dna.format else None
 
 
+def _put_entry(
+    session: Session, item: Desired, now: datetime, *, embedded: bool, entry: WinnerIndexEntry | None
+) -> None:
+    entry = entry or WinnerIndexEntry(ad_id=item.ad_id, indexed_at=now)
+    for name, value in _entry_values(item, now).items():
+        setattr(entry, name, value)
+    if embedded:
+        entry.indexed_at = now
+    session.add(entry)
+
+
 def _record_entries(plan: Plan) -> None:
     """Make ``winner_index_entries`` describe exactly what the saved index holds."""
     now = utcnow()
@@ -296,12 +307,7 @@ def _record_entries(plan: Plan) -> None:
     with session_scope() as session:
         existing = {e.ad_id: e for e in session.scalars(select(WinnerIndexEntry))}
         for item in plan.desired:
-            entry = existing.pop(item.ad_id, None) or WinnerIndexEntry(ad_id=item.ad_id, indexed_at=now)
-            for name, value in _entry_values(item, now).items():
-                setattr(entry, name, value)
-            if item.ad_id in embedded:
-                entry.indexed_at = now
-            session.add(entry)
+            _put_entry(session, item, now, embedded=item.ad_id in embedded, entry=existing.pop(item.ad_id, None))
         for stale in existing.values():
             session.delete(stale)
 
@@ -319,7 +325,7 @@ def index_all_winners(
         with session_scope() as session:
             plan = _plan(session, set(winner_index.ids_of(index).tolist()))
         vectors = _embed_with_progress([d.prepared.text for d in plan.to_embed], on_progress, (10, 90))
-        removed = winner_index.remove(index, plan.remove_ids)
+        winner_index.remove(index, plan.remove_ids)
         winner_index.upsert(index, (d.vector_id for d in plan.to_embed), vectors)
         on_progress(92, f"saving {index.ntotal} vectors")
         store.save(index)
@@ -327,7 +333,7 @@ def index_all_winners(
     return IndexWinnersResult(
         added=plan.added,
         updated=plan.updated,
-        removed=removed or len(plan.remove_ids),
+        removed=len(plan.remove_ids),
         unchanged=len(plan.desired) - len(plan.to_embed),
         total=int(index.ntotal),
         winners=plan.winners,
@@ -359,14 +365,8 @@ def _index_one(index: Any, item: Desired, present: bool) -> str:
 
 
 def _write_entry(item: Desired, *, embedded: bool) -> None:
-    now = utcnow()
     with session_scope() as session:
-        entry = session.get(WinnerIndexEntry, item.ad_id) or WinnerIndexEntry(ad_id=item.ad_id, indexed_at=now)
-        for name, value in _entry_values(item, now).items():
-            setattr(entry, name, value)
-        if embedded:
-            entry.indexed_at = now
-        session.add(entry)
+        _put_entry(session, item, utcnow(), embedded=embedded, entry=session.get(WinnerIndexEntry, item.ad_id))
 
 
 def _drop_entry(ad_id: str) -> None:
