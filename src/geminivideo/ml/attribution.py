@@ -22,9 +22,9 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, or_, select
+from sqlalchemy import Select, Table, insert, or_, select
 from sqlalchemy.orm import Session
 
 from geminivideo.contracts import TrackClick, utcnow
@@ -212,9 +212,9 @@ def attribute(session: Session, ids: Identifiers) -> Attribution:
 def record_attempt(session: Session, *, event_key: str, tenant_id: str, deal_id: str, ids: Identifiers,
                    attribution: Attribution) -> None:
     won = attribution.winner
-    session.add(AttributionAttempt(
-        event_key=event_key, tenant_id=tenant_id, deal_id=deal_id,
-        layers=[asdict(layer) for layer in attribution.layers], layer=won.layer if won else None,
-        ad_id=won.ad_id if won else None, click_event_id=won.click_event_id if won else None,
-        confidence=won.confidence if won else None, conversion_at=ids.occurred_at,
+    session.execute(insert(cast(Table, AttributionAttempt.__table__)).values(
+        event_key=event_key, tenant_id=tenant_id, deal_id=deal_id, layers=attribution.to_dict()["layers"],
+        layer=won.layer if won else None, ad_id=won.ad_id if won else None,
+        click_event_id=won.click_event_id if won else None, confidence=won.confidence if won else None,
+        conversion_at=ids.occurred_at, created_at=utcnow(),
     ))

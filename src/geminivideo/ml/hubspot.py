@@ -23,9 +23,9 @@ import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, text, update
+from sqlalchemy import Table, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from geminivideo.config import get_settings
@@ -34,11 +34,14 @@ from geminivideo.db.models.webhooks import Conversion, DealState, EventStatus, T
 from geminivideo.db.session import session_scope
 from geminivideo.errors import InvalidPayload, PermanentError
 from geminivideo.ml import attribution, revenue, webhook_store
-from geminivideo.ml.hubspot_client import CrmDeal, client_from_settings
+from geminivideo.ml.hubspot_client import CrmDeal, HubSpotClient, client_from_settings
 from geminivideo.ml.hubspot_events import parse_body
 from geminivideo.ml.sampler_feedback import AdCredit, ad_exists, credit_ad
 
 log = logging.getLogger(__name__)
+# Core tables for the per-event hot path: plain statements skip the ORM's bookkeeping.
+_EVENTS = cast(Table, WebhookEvent.__table__)
+_CONVERSIONS = cast(Table, Conversion.__table__)
 
 
 # ─── Ingestion (API) ────────────────────────────────────────────────────────────────────────────────
@@ -142,8 +145,7 @@ def _stored_result(key: str) -> WebhookResult | None:
     return None
 
 
-def _prefetch(change: DealStageChange) -> Prefetched:
-    client = client_from_settings(get_settings())
+def _prefetch(change: DealStageChange, client: HubSpotClient | None) -> Prefetched:
     crm = None
     if client is not None:
         with client:
@@ -158,10 +160,13 @@ def _prefetch(change: DealStageChange) -> Prefetched:
 def process_event(event: Any, *, delivery_id: str | None = None) -> WebhookResult:
     """Apply one deal-stage change exactly once; a repeat returns the first result as ``duplicate``."""
     key, change = _parse(event, delivery_id)
-    if (stored := _stored_result(key)) is not None:
+    crm = client_from_settings(get_settings())
+    # Only worth a separate look-up when a duplicate would otherwise cost a CRM call.
+    if crm is not None and (stored := _stored_result(key)) is not None:
+        crm.close()
         return stored
     try:
-        prefetched = _prefetch(change)
+        prefetched = _prefetch(change, crm)
         with session_scope() as session:
             return _apply(session, key, change, prefetched)
     except PermanentError as exc:
@@ -172,11 +177,28 @@ def process_event(event: Any, *, delivery_id: str | None = None) -> WebhookResul
         raise
 
 
-def _claim(session: Session, key: str) -> WebhookEvent | None:
-    """Lock the event row by writing to it first; None when it does not exist."""
-    session.execute(update(WebhookEvent).where(WebhookEvent.idempotency_key == key)
-                    .values(attempts=WebhookEvent.attempts + 1))
-    return session.scalars(select(WebhookEvent).where(WebhookEvent.idempotency_key == key)).first()
+@dataclass(frozen=True)
+class _Claimed:
+    status: str
+    result: dict[str, Any] | None
+    received_at: datetime
+
+
+def _claim(session: Session, key: str) -> _Claimed | None:
+    """Lock the event row by writing to it first (see the module docstring); None when it does not exist."""
+    events = _EVENTS.c
+    row = session.execute(
+        update(_EVENTS).where(events.idempotency_key == key)
+        .values(attempts=events.attempts + 1)
+        .returning(events.status, events.result, events.received_at)
+    ).first()
+    return _Claimed(row.status, row.result, row.received_at) if row is not None else None
+
+
+def _finish(session: Session, key: str, result: WebhookResult) -> None:
+    status = EventStatus.STALE if result.status == "stale" else EventStatus.PROCESSED
+    session.execute(update(_EVENTS).where(_EVENTS.c.idempotency_key == key).values(
+        status=status, result=result.model_dump(mode="json"), processed_at=utcnow(), error=None))
 
 
 def _lock_deal(session: Session, tenant_id: str, deal_id: str) -> DealState | None:
@@ -189,11 +211,13 @@ def _lock_deal(session: Session, tenant_id: str, deal_id: str) -> DealState | No
 
 def resolve_pipeline(session: Session, change: DealStageChange) -> tuple[str, PipelineConfig]:
     """The tenant (a HubSpot portal maps to its configured tenant) and its pipeline, else the default."""
-    row = None
+    match = TenantPipeline.tenant_id == change.tenant_id
     if change.portal_id is not None:
-        row = session.scalars(select(TenantPipeline).where(TenantPipeline.portal_id == change.portal_id)).first()
-    if row is None:
-        row = session.get(TenantPipeline, change.tenant_id)
+        match = or_(match, TenantPipeline.portal_id == change.portal_id)
+    rows = list(session.scalars(select(TenantPipeline).where(match)))
+    # A portal's configured tenant wins over the tenant id the event was given.
+    row = next((r for r in rows if change.portal_id is not None and r.portal_id == change.portal_id), None)
+    row = row or next((r for r in rows if r.tenant_id == change.tenant_id), None)
     if row is None:
         return change.tenant_id, revenue.TEMPLATES[revenue.DEFAULT_TEMPLATE]
     return row.tenant_id, PipelineConfig.model_validate(row.config)
@@ -242,8 +266,8 @@ def _apply(session: Session, key: str, change: DealStageChange, pre: Prefetched)
                    pre.crm)
     stale_reason = _stale_reason(ctx)
     result = _stale(ctx, stale_reason) if stale_reason else _credit(session, ctx)
-    row.status = EventStatus.STALE if stale_reason else EventStatus.PROCESSED
-    row.result, row.processed_at, row.error = result.model_dump(mode="json"), utcnow(), None
+    session.flush()  # the conversion's unique event_key is checked before the event is marked done
+    _finish(session, key, result)
     return result
 
 
@@ -322,13 +346,13 @@ def _credit(session: Session, ctx: _Context) -> WebhookResult:
     deal.last_occurred_at, deal.last_event_key = ctx.occurred_at, ctx.key
     deal.ad_id = ad_id
     ad_credit, note = _credit_ad(session, deal)
-    session.add(Conversion(
+    session.execute(insert(_CONVERSIONS).values(
         event_key=ctx.key, tenant_id=ctx.tenant_id, deal_id=ctx.change.deal_id, ad_id=ad_id,
         stage_from=change.stage_from, stage_to=stage_to, amount=ctx.amount, amount_source=ctx.amount_source,
         synthetic_value=change.synthetic_value, credit=change.credit, ad_credit=ad_credit.pipeline_value,
         cash_credit=change.cash_credit, attributed_spend=ctx.change.attributed_spend,
         attribution_layer=found.get("layer"), attribution_confidence=found.get("confidence"),
-        occurred_at=ctx.occurred_at,
+        occurred_at=ctx.occurred_at, created_at=utcnow(),
     ))
     return WebhookResult(
         status="processed", synthetic_revenue=change.synthetic_value, attribution=found, ad_id=ad_id,

@@ -19,7 +19,9 @@ from geminivideo.ml import approvals, fatigue, hubspot, winners
 from geminivideo.ml.celery_app import app
 
 
-@app.task(name=str(TaskName.PROCESS_HUBSPOT_WEBHOOK), bind=True, shared=False)
+# No task_status keys: at webhook volume (hundreds a second) 24-hour progress keys would fill Redis, and
+# each event's state is kept in webhook_events (GET /api/webhooks/hubspot/events/<key>).
+@app.task(name=str(TaskName.PROCESS_HUBSPOT_WEBHOOK), bind=True, shared=False, publishes_progress=False)
 def process_hubspot_webhook(self: GeminiTask, event: dict[str, Any]) -> dict[str, Any]:
     # The message id keys a change sent without an eventKey, so a redelivered message credits once.
     return hubspot.process_event(event, delivery_id=self.request.id).model_dump(mode="json")

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +124,52 @@ def wait_final(client: httpx.Client, key: str, timeout_s: float = 60) -> dict[st
                 return event
         time.sleep(0.2)
     raise AssertionError(f"event {key} not final within {timeout_s} s: {event}")
+
+
+# ─── A local stand-in for HubSpot's CRM API ───────────────────────────────────────────────────────────
+# The documented shape of GET /crm/v3/objects/deals/{dealId}?properties=...
+DEAL: dict[str, Any] = {
+    "id": "512", "archived": False, "createdAt": "2024-05-01T10:00:00.000Z", "updatedAt": "2024-05-02T10:00:00.000Z",
+    "properties": {"amount": "12500.50", "dealstage": "contractsent", "pipeline": "default", "fbclid": "fb-77",
+                   "hs_object_id": "512", "createdate": "2024-05-01T10:00:00.000Z", "gclid": None},
+}
+
+
+class FakeHubSpot:
+    """Scripted answers, one per request (then ``default``); records what the client sent."""
+
+    def __init__(self) -> None:
+        self.script: list[tuple[int, dict[str, str], Any]] = []
+        self.default: tuple[int, dict[str, str], Any] = (200, {}, DEAL)
+        self.requests: list[dict[str, Any]] = []
+
+
+@contextmanager
+def fake_hubspot() -> Iterator[tuple[FakeHubSpot, str]]:
+    """A real HTTP server on loopback answering like HubSpot; yields (script, base URL)."""
+    fake = FakeHubSpot()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            fake.requests.append({"path": self.path, "auth": self.headers.get("Authorization")})
+            status, headers, body = fake.script.pop(0) if fake.script else fake.default
+            raw = json.dumps(body).encode() if not isinstance(body, bytes) else body
+            self.send_response(status)
+            for key, value in {"Content-Type": "application/json", **headers}.items():
+                self.send_header(key, value)
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield fake, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

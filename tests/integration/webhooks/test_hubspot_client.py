@@ -2,59 +2,19 @@
 
 from __future__ import annotations
 
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 import pytest
 
 from geminivideo.errors import DependencyUnavailable, ProcessingFailed
 from geminivideo.ml.hubspot_client import CrmAccessDenied, HubSpotClient
-
-# The documented shape of GET /crm/v3/objects/deals/{dealId}?properties=...
-DEAL = {
-    "id": "512", "archived": False, "createdAt": "2024-05-01T10:00:00.000Z", "updatedAt": "2024-05-02T10:00:00.000Z",
-    "properties": {"amount": "12500.50", "dealstage": "contractsent", "pipeline": "default", "fbclid": "fb-77",
-                   "hs_object_id": "512", "createdate": "2024-05-01T10:00:00.000Z", "gclid": None},
-}
-
-
-class FakeHubSpot:
-    """Scripted answers, one per request; records what the client sent."""
-
-    def __init__(self) -> None:
-        self.script: list[tuple[int, dict[str, str], Any]] = []
-        self.requests: list[dict[str, Any]] = []
+from tests.integration.webhooks.support import DEAL, FakeHubSpot, fake_hubspot
 
 
 @pytest.fixture
 def hubspot() -> Iterator[tuple[FakeHubSpot, str]]:
-    fake = FakeHubSpot()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            fake.requests.append({"path": self.path, "auth": self.headers.get("Authorization")})
-            status, headers, body = fake.script.pop(0) if fake.script else (200, {}, DEAL)
-            raw = json.dumps(body).encode() if not isinstance(body, bytes) else body
-            self.send_response(status)
-            for key, value in {"Content-Type": "application/json", **headers}.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        def log_message(self, *_: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield fake, f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with fake_hubspot() as served:
+        yield served
 
 
 def client(base: str, sleeps: list[float] | None = None, attempts: int = 3) -> HubSpotClient:

@@ -17,20 +17,23 @@ import pytest
 from geminivideo.contracts import PipelineConfig, SamplerFeedback
 from geminivideo.db.models.webhooks import EventStatus
 from geminivideo.db.session import session_scope
-from geminivideo.errors import InvalidPayload
+from geminivideo.errors import DependencyUnavailable, InvalidPayload
 from geminivideo.ml import hubspot, webhook_store
 from geminivideo.ml.hubspot_events import parse_body
 from geminivideo.ml.revenue import SERVICE_BUSINESS
 from geminivideo.ml.sampler_feedback import record_feedback
 from tests.integration.webhooks.support import (
+    DEAL,
     conversions,
     deal_state,
     event_rows,
+    fake_hubspot,
     make_ad,
     record_click,
     sampler,
     unique,
 )
+from tests.support import env as test_support
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)  # conversions long before "now": windows must use occurredAt
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
@@ -253,3 +256,23 @@ def test_external_feedback_applies_once_per_feedback_id(database_url: str) -> No
             250, 100, 1, 1)
     with session_scope() as session, pytest.raises(InvalidPayload, match="no ad"):
         record_feedback(session, SamplerFeedback(ad_id="no-such-ad", pipeline_value=1))
+
+
+def test_amount_and_click_come_from_the_crm_when_the_event_has_none(database_url: str) -> None:
+    tenant, ad = make_ad()
+    deal = unique("deal")
+    fbclid = unique("fb")
+    record_click(ad, T0 - timedelta(hours=2), fbclid=fbclid)
+    with fake_hubspot() as (crm, base):
+        crm.default = (200, {}, {**DEAL, "id": deal, "properties": {**DEAL["properties"], "fbclid": fbclid}})
+        crm.script = [(503, {}, {"status": "error"})] * 3
+        with test_support.applied({"HUBSPOT_ACCESS_TOKEN": "pat-test", "HUBSPOT_API_BASE_URL": base}):
+            with pytest.raises(DependencyUnavailable):
+                hubspot.process_event(change(deal, "contractsent", tenant, T0), delivery_id="crm-" + deal)
+            (row,) = event_rows(deal)
+            assert row.status == EventStatus.ENQUEUED and "DependencyUnavailable" in (row.error or "")
+            result = hubspot.process_event(change(deal, "contractsent", tenant, T0), delivery_id="crm-" + deal)
+    assert result.status == "processed" and result.amount == 12500.5 and result.amount_source == "hubspot_crm"
+    assert result.ad_id == ad and result.credit == pytest.approx(11250.45)
+    assert crm.requests[-1]["auth"] == "Bearer pat-test" and f"/deals/{deal}?" in crm.requests[-1]["path"]
+    assert sampler(ad)["pipeline_value"] == pytest.approx(11250.45)
