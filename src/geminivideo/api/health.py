@@ -53,7 +53,7 @@ def _database() -> str:
 def _broker() -> str:
     settings = get_settings()
     with Connection(settings.broker_url, connect_timeout=CHECK_TIMEOUT_S) as conn:
-        conn.ensure_connection(max_retries=1, timeout=CHECK_TIMEOUT_S)
+        conn.ensure_connection(max_retries=1, interval_start=0.2, interval_step=0.2, timeout=CHECK_TIMEOUT_S)
         return f"{conn.transport_cls} transport connected"
 
 

@@ -137,3 +137,9 @@ def test_a_worker_that_fails_is_reported_with_its_log(script_env: dict[str, str]
     assert stopped.returncode == 0
     assert "stale pid file" in stopped.stdout and "stopped ml-beat" in stopped.stdout
     assert group_members(list(pids.values())) == []
+
+
+def test_scripts_are_shellcheck_clean() -> None:
+    result = subprocess.run(["shellcheck", "--severity=style", str(START), str(STOP)], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stdout
