@@ -413,6 +413,9 @@ class CleanupResult(BaseModel):
 
 
 # ─── ML: HubSpot webhooks ─────────────────────────────────────────────────────────────────────────
+MAX_CLOCK_SKEW_S = 24 * 3600
+
+
 def _epoch_millis_or_aware(value: Any) -> Any:
     """HubSpot sends epoch milliseconds; ISO strings without a zone are taken as UTC."""
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -474,6 +477,9 @@ class DealStageChange(Payload):
     def _stage_known(self) -> DealStageChange:
         if self.stage_to is None and not self.is_creation:
             raise ValueError("stageTo is required (the deal stage the deal moved to, e.g. 'closedwon')")
+        # A change dated far ahead would make every real later change look out of order.
+        if self.occurred_at is not None and (self.occurred_at - utcnow()).total_seconds() > MAX_CLOCK_SKEW_S:
+            raise ValueError(f"occurredAt {self.occurred_at.isoformat()} is more than a day in the future")
         return self
 
 

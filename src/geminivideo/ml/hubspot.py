@@ -117,16 +117,23 @@ def _parse(event: Any, delivery_id: str | None) -> tuple[str, DealStageChange]:
         change = parse_payload(DealStageChange, event)
     except InvalidPayload as exc:
         key = (event.get("eventKey") or event.get("event_key")) if isinstance(event, dict) else None
-        key = key if isinstance(key, str) and len(key) == 64 else _task_event_key(event, delivery_id)
+        key = key if isinstance(key, str) and _is_stored_key(key) else _task_event_key(event, delivery_id)
         _store_direct_event(key, event, None, error=str(exc))
         _record(key, str(exc), final=True)
         raise
-    if change.event_key:
-        return change.event_key, change
-    key = _task_event_key(event, delivery_id)
+    if change.event_key and _is_stored_key(change.event_key):
+        return change.event_key, change  # the usual case: stored by the API, row already there
+    # A caller's own eventKey dedupes its calls; without one, the Celery message id does.
+    key = _digest("task-key", change.tenant_id, change.event_key) if change.event_key else \
+        _task_event_key(event, delivery_id)
     change = change.model_copy(update={"event_key": key, "occurred_at": change.occurred_at or utcnow()})
     _store_direct_event(key, event, change)
     return key, change
+
+
+def _is_stored_key(key: str) -> bool:
+    """Keys the API stores under are 64 hex digits (see hubspot_events); anything else is a caller's own."""
+    return len(key) == 64 and all(c in "0123456789abcdef" for c in key)
 
 
 def _record(key: str, error: str, *, final: bool) -> None:
@@ -167,14 +174,24 @@ def process_event(event: Any, *, delivery_id: str | None = None) -> WebhookResul
         return stored
     try:
         prefetched = _prefetch(change, crm)
-        with session_scope() as session:
-            return _apply(session, key, change, prefetched)
+        try:
+            with session_scope() as session:
+                return _apply(session, key, change, prefetched)
+        except _MissingEvent:
+            # A 64-hex eventKey the API never stored: keep it as this caller's key and store the row now.
+            _store_direct_event(key, event, change)
+            with session_scope() as session:
+                return _apply(session, key, change, prefetched)
     except PermanentError as exc:
         _record(key, f"{type(exc).__name__}: {exc}", final=True)
         raise
     except Exception as exc:
         _record(key, f"{type(exc).__name__}: {exc}", final=False)
         raise
+
+
+class _MissingEvent(Exception):
+    """No event row has this key (only possible for a change sent straight to the task)."""
 
 
 @dataclass(frozen=True)
@@ -256,7 +273,7 @@ class _Context:
 def _apply(session: Session, key: str, change: DealStageChange, pre: Prefetched) -> WebhookResult:
     row = _claim(session, key)
     if row is None:
-        raise InvalidPayload(f"eventKey: no stored webhook event has key {key!r}")
+        raise _MissingEvent(key)
     if row.status in (EventStatus.PROCESSED, EventStatus.STALE) and row.result:
         return WebhookResult.model_validate({**row.result, "status": "duplicate"})
     tenant_id, pipeline = resolve_pipeline(session, change)

@@ -276,3 +276,13 @@ def test_amount_and_click_come_from_the_crm_when_the_event_has_none(database_url
     assert result.ad_id == ad and result.credit == pytest.approx(11250.45)
     assert crm.requests[-1]["auth"] == "Bearer pat-test" and f"/deals/{deal}?" in crm.requests[-1]["path"]
     assert sampler(ad)["pipeline_value"] == pytest.approx(11250.45)
+
+
+def test_a_callers_own_event_key_dedupes_separate_messages(database_url: str) -> None:
+    tenant, _ = make_ad()
+    deal = unique("deal")
+    for event_key in ("crm-change-" + deal, uuid.uuid4().hex + uuid.uuid4().hex):
+        payload = change(deal + event_key[-4:], "qualifiedtobuy", tenant, T0, dealValue=100, eventKey=event_key)
+        first = hubspot.process_event(payload, delivery_id=uuid.uuid4().hex)
+        second = hubspot.process_event(payload, delivery_id=uuid.uuid4().hex)
+        assert (first.status, second.status) == ("processed", "duplicate") and second.credit == first.credit == 40

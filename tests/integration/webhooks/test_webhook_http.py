@@ -173,3 +173,15 @@ def test_without_a_secret_every_request_is_refused_unless_verification_is_off(
         proc.stop()
     assert accepted.status_code == 200 and accepted.json()["signature"] == "unverified"
     assert "HUBSPOT_VERIFY_SIGNATURES=false" in proc.log_tail(200)
+
+
+def test_database_down_answers_503_so_hubspot_retries(test_env: test_support.TestEnv, tmp_path: Path) -> None:
+    dead = f"postgresql+psycopg://postgres@127.0.0.1:{procs.free_port()}/nowhere"
+    proc, base = _short_lived_api(test_env, tmp_path / "db-down.log", DATABASE_URL=dead)
+    try:
+        body = json.dumps([deal_event()]).encode()
+        response = httpx.post(base + WEBHOOK_PATH, content=body, headers=signed_v3(base + WEBHOOK_PATH, body),
+                              timeout=60)
+    finally:
+        proc.stop()
+    assert response.status_code == 503 and "retry later" in response.json()["detail"]

@@ -93,6 +93,7 @@ def test_internal_object_of_the_seed() -> None:
         (json.dumps({"dealId": "d", "stageTo": "x", "dealValue": -1}).encode(), "dealValue"),
         (json.dumps({"dealId": "d", "stageTo": "x", "ip_address": "999.1.1.1"}).encode(), "ip_address"),
         (json.dumps({"dealId": "d", "stageTo": "x", "bogus": 1}).encode(), "bogus"),
+        (json.dumps({"dealId": "d", "stageTo": "x", "occurredAt": "2999-01-01T00:00:00Z"}).encode(), "in the future"),
     ],
 )
 def test_refusals_name_the_problem(raw: bytes, message: str) -> None:
