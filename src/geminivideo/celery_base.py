@@ -101,6 +101,10 @@ class GeminiTask(Task):
         if seed_priority is None:
             seed_priority = QUEUE_PRIORITY.get(queue, DEFAULT_PRIORITY) if queue else DEFAULT_PRIORITY
         options["priority"] = transport_priority(seed_priority, broker_is_redis=get_settings().broker_is_redis)
+        # Celery copies the *sender's* task limits into the message headers, and workers obey headers:
+        # leave them out unless the caller asks, so the worker's own settings (RENDER_TIMEOUT, …) apply.
+        options.setdefault("time_limit", None)
+        options.setdefault("soft_time_limit", None)
         result = super().apply_async(args, kwargs, task_id=task_id, **options)
         if self.publishes_progress:
             ProgressPublisher(get_redis(), result.id).publish(TaskStatus.QUEUED, 0, "waiting for a worker")
