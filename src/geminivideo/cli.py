@@ -317,10 +317,21 @@ def demo(
 
 def main() -> None:
     """Console entry point: errors of this package become one red line and exit status 1."""
+    import redis
+    from kombu.exceptions import OperationalError
+    from sqlalchemy.exc import SQLAlchemyError
+
     try:
         app()
     except GeminiVideoError as exc:
         err_console.print(f"[red]error:[/] {exc}")
+        sys.exit(1)
+    except SQLAlchemyError as exc:
+        err_console.print(f"[red]database error:[/] {exc.__class__.__name__}: {str(exc).splitlines()[0]}\n"
+                          "check DATABASE_URL, and run `geminivideo db upgrade` on a new database")
+        sys.exit(1)
+    except (redis.RedisError, OperationalError) as exc:
+        err_console.print(f"[red]Redis/broker unreachable:[/] {exc}\ncheck REDIS_URL (and CELERY_BROKER_URL)")
         sys.exit(1)
 
 

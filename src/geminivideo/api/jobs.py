@@ -7,10 +7,12 @@ the task_status record and the task_progress channel of DESIGN.md §4, streamed 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any
 
+import redis
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -45,17 +47,25 @@ class JobSummary(BaseModel):
     error: str | None = None
 
 
-def _unavailable(exc: Exception | str) -> HTTPException:
-    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"dependency unavailable: {exc}")
+@contextmanager
+def _http_errors() -> Iterator[None]:
+    """Map the client's errors to HTTP: unknown id 404, finished job 409, unreachable dependency 503."""
+    try:
+        yield
+    except UnknownJob as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    except JobAlreadyFinished as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
+    except (DependencyUnavailable, redis.RedisError) as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"dependency unavailable: {exc}") from None
+    except SQLAlchemyError as exc:
+        detail = f"database unavailable: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail) from None
 
 
 def _submit(request: Request, kind: JobKind, payload: Any) -> Submitted:
-    try:
+    with _http_errors():
         task_id = client.submit(kind, payload)
-    except DependencyUnavailable as exc:
-        raise _unavailable(exc) from None
-    except SQLAlchemyError as exc:
-        raise _unavailable(f"database: {type(exc).__name__}: {exc.args[0] if exc.args else exc}") from None
     return Submitted(
         task_id=task_id,
         kind=str(kind),
@@ -90,12 +100,8 @@ def submit_caption(request: Request, job: CaptionJob) -> Submitted:
 
 
 def _state_or_404(task_id: str) -> JobState:
-    try:
+    with _http_errors():
         return client.job_state(task_id)
-    except UnknownJob as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except DependencyUnavailable as exc:
-        raise _unavailable(exc) from None
 
 
 @router.get("/api/jobs")
@@ -105,7 +111,8 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[JobSummary]:
     """Recently submitted jobs, newest first."""
-    rows = client.list_jobs(kind=kind, status=job_status, limit=limit)
+    with _http_errors():
+        rows = client.list_jobs(kind=kind, status=job_status, limit=limit)
     return [
         JobSummary(task_id=r.task_id, kind=r.kind, status=r.status, created_at=r.created_at,
                    updated_at=r.updated_at, error=r.error)
@@ -153,29 +160,19 @@ def _sse(data: dict[str, Any], event_status: TaskStatus) -> ServerSentEvent:
 @router.delete("/api/jobs/{task_id}", status_code=status.HTTP_202_ACCEPTED)
 def cancel_job(task_id: str) -> JobState:
     """Revoke the job with terminate: a running FFmpeg process group is killed; the status becomes cancelled."""
-    try:
+    with _http_errors():
         return client.cancel(task_id)
-    except UnknownJob as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except JobAlreadyFinished as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    except DependencyUnavailable as exc:
-        raise _unavailable(exc) from None
 
 
 @router.get("/api/queues")
 def get_queues() -> list[QueueInfo]:
     """Messages waiting per queue, most urgent first within each app."""
-    try:
+    with _http_errors():
         return client.queue_lengths()
-    except DependencyUnavailable as exc:
-        raise _unavailable(exc) from None
 
 
 @router.get("/api/workers")
 async def get_workers(timeout_s: Annotated[float, Query(gt=0, le=10)] = 1.0) -> list[WorkerInfo]:
     """Workers answering ``inspect ping``, with their queues, concurrency, processed count and active tasks."""
-    try:
+    with _http_errors():
         return await run_in_threadpool(client.workers, timeout_s)
-    except DependencyUnavailable as exc:
-        raise _unavailable(exc) from None
