@@ -11,8 +11,21 @@ read-modify-write, save the FAISS file atomically, then record what it holds in
 ``winner_index_entries``. If the process dies between the two, the next rebuild sees vectors whose
 entry or content hash does not match and embeds them again: the two always converge.
 
-Plain entry points (no broker needed): ``index_all_winners``, ``index_winner``, ``store_dna``,
-``set_thresholds``, ``search``, ``similar_to``, ``index_stats``.
+Plain entry points (no broker needed)::
+
+    index_all_winners(on_progress=no_progress) -> IndexWinnersResult      # what auto_index_winners runs
+    index_winner(IndexWinnerJob) -> dict                                  # what auto_index_winner runs
+    store_dna(session, ad_id, dna: dict | CreativeDNA) -> PreparedDna     # validate + upsert, no indexing
+    set_thresholds(tenant_id, min_roas=..., min_spend=..., min_impressions=..., min_ctr=...) -> Thresholds
+    search(query, *, k=10, tenant_id=None, format=None) -> list[WinnerHit]   # CLI and API
+    similar_to(ad_id, *, k=10, tenant_id=None, format=None) -> list[WinnerHit]
+    index_stats() -> dict
+
+Seeding winners for a demo: for each ad, rows in ``ads`` (with its tenant), ``ad_daily_metrics`` (total
+spend >= $100, impressions >= 1,000, clicks >= 1 % of impressions) and ``ad_sampler_state.pipeline_value``
+(>= 3 x spend, as the webhook pipeline credits it), then ``store_dna(session, ad_id, {...})`` with DNA keys
+from ``creative_dna.KNOWN_FIELDS`` (``creative_dna.generate_dna(seed)`` makes plausible ones), then run
+``auto_index_winners`` (or ``index_all_winners()``), and search.
 """
 
 from __future__ import annotations
