@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     resource_warn_gpu_memory_percent: float | None = Field(None, gt=0, le=100)
     resource_hostname: str | None = Field(None, pattern=r"^[A-Za-z0-9._@-]{1,253}$")
     monitor_interval_s: float = Field(60.0, ge=1)
+    resource_monitor_on_workers: bool = True
     cleanup_interval_s: float | None = Field(None, ge=1)  # replaces the daily 02:00 run when set
     cleanup_partial_age_s: float = Field(3600.0, ge=0)  # FFmpeg temp outputs untouched this long are orphans
     beat_probe_interval_s: float | None = Field(None, ge=1)  # each beat also sends its app's ping task

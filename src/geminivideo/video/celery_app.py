@@ -11,6 +11,7 @@ from celery.schedules import crontab
 from geminivideo.celery_base import AppSpec, TimeLimit, grace_limit, make_celery
 from geminivideo.config import Settings
 from geminivideo.contracts import VIDEO_QUEUE_ORDER, TaskName
+from geminivideo.video.worker_monitor import ResourceMonitorStep
 
 
 def time_limits(settings: Settings) -> Mapping[TaskName, TimeLimit]:
@@ -53,3 +54,4 @@ SPEC = AppSpec(
 )
 
 app = make_celery(SPEC)
+app.steps["worker"].add(ResourceMonitorStep)
