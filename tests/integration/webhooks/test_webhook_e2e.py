@@ -43,6 +43,7 @@ from tests.integration.webhooks.support import (
 from tests.support import env as test_support
 
 REDIS_DB = {"sqlite": 11, "postgresql": 12}
+pytestmark = pytest.mark.slow  # about 40 s: a worker and an API per database
 
 
 @dataclass
