@@ -20,7 +20,8 @@ Safety rules enforced here whatever the configuration says:
   folder or a folder above it is refused (``ConfigError``), even if the settings let it through;
 - an FFmpeg temp output (``.name.partial-xxxx.ext``) modified within CLEANUP_PARTIAL_AGE_S is being
   written right now and is kept; an older one is an orphan of a killed task and goes even when younger
-  than the age limit;
+  than the age limit; the same holds for a task's scratch folder in TEMP_DIR (``render-…``, ``caption-…``)
+  and the files in it, which a running task holds in the registry;
 - every file is checked again just before it is deleted (same inode and mtime, parent still real, not
   leased meanwhile), so a file touched or leased during the run survives.
 """
@@ -186,6 +187,22 @@ class Limits:
     max_bytes: float
     partial_age_s: float
     now: float
+    scratch_root: Path | None = None  # TEMP_DIR: its task scratch folders follow the partial-output rule
+
+
+# Folder name prefixes of the per-task scratch folders in TEMP_DIR (workspace.scratch_dir, captions.scratch_dir).
+SCRATCH_PREFIXES = ("render-", "preview-", "transcode-", "caption-")
+
+
+def _scratch_folder(path: Path, limits: Limits) -> bool:
+    """A task's scratch folder: a running task holds it in the registry, so an unheld one is a killed task's."""
+    return (limits.scratch_root is not None and path.parent == limits.scratch_root
+            and path.name.startswith(SCRATCH_PREFIXES))
+
+
+def _temporary(path: Path, limits: Limits) -> bool:
+    """An FFmpeg partial output, or a file inside a task's scratch folder."""
+    return is_partial(path) or any(_scratch_folder(folder, limits) for folder in path.parents)
 
 
 @dataclass
@@ -218,12 +235,12 @@ def plan_cleanup(tree: Tree, held: set[Path], limits: Limits) -> Plan:
 
 def _fresh_partial(entry: FileEntry, limits: Limits) -> bool:
     # FFmpeg writes its partial output continuously: a recent mtime means a live encode.
-    return is_partial(entry.path) and limits.now - entry.mtime < limits.partial_age_s
+    return _temporary(entry.path, limits) and limits.now - entry.mtime < limits.partial_age_s
 
 
 def _too_old(entry: FileEntry, limits: Limits) -> bool:
     age_s = limits.now - entry.mtime
-    return age_s >= limits.max_age_s or (is_partial(entry.path) and age_s >= limits.partial_age_s)
+    return age_s >= limits.max_age_s or (_temporary(entry.path, limits) and age_s >= limits.partial_age_s)
 
 
 def _size_pass(plan: Plan, tree: Tree, held: set[Path], limits: Limits, kept: set[FileEntry]) -> None:
@@ -256,7 +273,9 @@ def _empty_dirs(tree: Tree, plan: Plan, held: set[Path], limits: Limits) -> list
     for folder in sorted(tree.dirs, key=lambda p: len(p.parts), reverse=True):
         if counts.get(folder, 1) != 0 or folder in protected:
             continue
-        if not (folder in touched or limits.now - tree.dirs[folder] >= limits.max_age_s):
+        age_s = limits.now - tree.dirs[folder]
+        orphan_scratch = _scratch_folder(folder, limits) and age_s >= limits.partial_age_s
+        if not (folder in touched or age_s >= limits.max_age_s or orphan_scratch):
             continue
         if dir_held(folder, held):
             plan.skipped_in_use += 1
@@ -368,7 +387,8 @@ def cleanup(job: CleanupJob) -> CleanupResult:
     )
     held = read_registry()  # before anything else: no registry, no cleanup (not even a dry run)
     tree = scan(roots)
-    limits = Limits(max_age_days * DAY_S, max_size_gb * GB, settings.cleanup_partial_age_s, time.time())
+    limits = Limits(max_age_days * DAY_S, max_size_gb * GB, settings.cleanup_partial_age_s, time.time(),
+                    scratch_root=settings.temp_dir.resolve())
     plan = plan_cleanup(tree, held, limits)
     if job.dry_run:
         outcome = Outcome(deleted=list(plan.files), removed_dirs=list(plan.dirs))
