@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from celery.result import AsyncResult
 
 from geminivideo import procs
 from geminivideo.celery_base import make_celery
-from geminivideo.contracts import TaskStatus
+from geminivideo.contracts import ProgressEvent, TaskStatus
 from geminivideo.ml.celery_app import SPEC as ML_SPEC
 from geminivideo.progress import ProgressPublisher, read_status
 from geminivideo.video.celery_app import SPEC as VIDEO_SPEC
@@ -44,6 +46,7 @@ class Deployment:
     redis: faults.PrivateRedis
     started: list[procs.ManagedProcess] = field(default_factory=list)
     apps: dict[str, Celery] = field(default_factory=dict)
+    logs: list[ProgressLog] = field(default_factory=list)
 
     @property
     def log_dir(self) -> Path:
@@ -104,12 +107,47 @@ class Deployment:
         event = read_status(self.client(), task_id)
         return event.status if event else None
 
+    def progress_log(self) -> ProgressLog:
+        log = ProgressLog(self.client())
+        self.logs.append(log)
+        return log
+
     def close(self) -> None:
+        for log in self.logs:
+            log.close()
         for proc in reversed(self.started):
             proc.stop(timeout_s=15)
         for app in self.apps.values():
             app.close()
         self.redis.stop()
+
+
+class ProgressLog:
+    """Every progress message of a deployment, with the time it arrived (subscribed before tasks are sent)."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.events: list[tuple[float, ProgressEvent]] = []
+        self._pubsub = client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.psubscribe("task_progress:*")
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._collect, name="progress-log", daemon=True)
+        self._thread.start()
+
+    def _collect(self) -> None:
+        while not self._stop.is_set():
+            with contextlib.suppress(redis.RedisError, ValueError):
+                message = self._pubsub.get_message(timeout=0.2)
+                if message is not None:
+                    self.events.append((time.time(), ProgressEvent.model_validate_json(message["data"])))
+
+    def of(self, task_id: str, status: TaskStatus | None = None) -> list[tuple[float, ProgressEvent]]:
+        return [(at, e) for at, e in self.events if e.task_id == task_id and (status is None or e.status is status)]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        with contextlib.suppress(redis.RedisError):
+            self._pubsub.close()
 
 
 MakeDeployment = Callable[..., Deployment]
