@@ -98,13 +98,14 @@ def _task_event_key(raw: Any, delivery_id: str | None) -> str:
 
 def _store_direct_event(key: str, raw: Any, change: DealStageChange | None, error: str | None = None) -> None:
     """A change that did not come through the API gets its event row here (same outbox, same audit)."""
-    payload = raw if isinstance(raw, dict) else {"value": raw}
+    # JSON-safe copy: an in-process caller may pass datetimes, the column stores JSON.
+    payload = json.loads(json.dumps(raw if isinstance(raw, dict) else {"value": raw}, default=str))
     row = {
         "idempotency_key": key, "source": "task", "event_type": "deal.stageChange", "portal_id": None,
         "object_id": change.deal_id if change else None, "occurred_at": change.occurred_at if change else None,
         "received_at": utcnow(), "payload": payload,
         "deal_payload": change.model_dump(mode="json", by_alias=True, exclude_none=True) if change else None,
-        "status": EventStatus.FAILED if error else EventStatus.ENQUEUED, "attempts": 1 if error else 0,
+        "status": EventStatus.FAILED if error else EventStatus.ENQUEUED, "attempts": 0,
         "deliveries": 1, "error": error, "processed_at": utcnow() if error else None,
     }
     with session_scope() as session:
