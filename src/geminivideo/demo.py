@@ -84,8 +84,11 @@ class Demo:
 
     def child_env(self) -> dict[str, str]:
         # The marker lets a test (or a person) find every process this run started.
-        return {**os.environ, "GV_DEMO_RUN": self.run_id, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1",
-                "TRANSFORMERS_OFFLINE": "1"}
+        settings = get_settings()
+        # Spelled out so every child (and the readiness ping) uses what this process resolved, defaults included.
+        resolved = {"REDIS_URL": settings.redis_url, "DATABASE_URL": settings.database_url}
+        return {**os.environ, **resolved, "GV_DEMO_RUN": self.run_id, "PYTHONUNBUFFERED": "1",
+                "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
     # ─── Steps ───────────────────────────────────────────────────────────────────────────────────
     def step_database(self) -> list[tuple[str, str]]:
