@@ -17,6 +17,7 @@ Plain functions for the CLI and the API: ``list_changes``, ``show_change``, ``ap
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 import zlib
@@ -33,6 +34,7 @@ from sqlalchemy.orm import Session
 from geminivideo.contracts import utcnow
 from geminivideo.db.models import Ad
 from geminivideo.db.models.decisions import (
+    OPEN_CHANGE_SQL,
     OPEN_CHANGE_STATUSES,
     OPEN_CHANGE_WHERE,
     ChangeSource,
@@ -142,12 +144,40 @@ def propose_changes(session: Session, proposals: Sequence[Proposal], *, now: dat
             rows.setdefault(proposal.ad_id, proposal.row(now))
     if not rows:
         return []
-    insert = _dialect_insert(session)
     # The partial unique index settles a race with a concurrent proposer: the loser inserts nothing.
-    stmt = insert(PendingAdChange).on_conflict_do_nothing(
-        index_elements=["ad_id"], index_where=OPEN_CHANGE_WHERE
-    ).returning(PendingAdChange.id)
-    return list(session.scalars(stmt, list(rows.values())))
+    if session.get_bind().dialect.name == "postgresql":
+        return _insert_proposals_pg(session, list(rows.values()), now)
+    insert = _dialect_insert(session)
+    # Core (not ORM) insert: one multi-row statement per 1,000 proposals instead of one per row.
+    table = PendingAdChange.__table__
+    stmt = insert(table).on_conflict_do_nothing(index_elements=["ad_id"], index_where=OPEN_CHANGE_WHERE)
+    return list(session.connection().execute(stmt.returning(table.c.id), list(rows.values())).scalars())
+
+
+_PROPOSAL_COLUMNS = {  # column -> PostgreSQL array element type
+    "tenant_id": "text", "ad_id": "text", "campaign_id": "text", "change_type": "text", "current_value": "json",
+    "requested_value": "json", "reason": "text", "source": "text", "confidence": "float8", "evidence": "json",
+    "expires_at": "timestamptz",
+}
+_PG_PROPOSE = (
+    "INSERT INTO pending_ad_changes ({cols}, status, created_at, updated_at, attempts) "
+    "SELECT {cols}, %(status)s, %(now)s, %(now)s, 0 FROM unnest({arrays}) AS t({cols}) "
+    "ON CONFLICT (ad_id) WHERE " + OPEN_CHANGE_SQL + " DO NOTHING RETURNING id"
+).format(cols=", ".join(_PROPOSAL_COLUMNS),
+         arrays=", ".join(f"%({c})s::{t}[]" for c, t in _PROPOSAL_COLUMNS.items()))
+
+
+def _insert_proposals_pg(session: Session, rows: list[dict[str, Any]], now: datetime) -> list[int]:
+    """One INSERT ... SELECT FROM unnest(column arrays): a scan's 20,000 proposals in one round trip."""
+    params: dict[str, Any] = {
+        column: [json.dumps(r[column]) if kind == "json" else r[column] for r in rows]
+        for column, kind in _PROPOSAL_COLUMNS.items()
+    }
+    params.update(status=ChangeStatus.PENDING_APPROVAL.value, now=now)
+    raw: Any = session.connection().connection.driver_connection
+    with raw.cursor() as cursor:
+        cursor.execute(_PG_PROPOSE, params)
+        return [int(r[0]) for r in cursor.fetchall()]
 
 
 def propose_change(

@@ -29,7 +29,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import StrEnum
@@ -302,7 +302,7 @@ def write_chunk(session: Session, chunk: SimulatedChunk, spec: DatasetSpec) -> i
     session.execute(insert(Ad), list(_ad_rows(chunk, spec)))
     rows = _metric_rows(chunk, spec)
     if session.get_bind().dialect.name == "postgresql":
-        _copy_rows(session, "ad_daily_metrics", _METRIC_COLUMNS, rows)
+        copy_rows(session, "ad_daily_metrics", _METRIC_COLUMNS, rows)
     else:
         session.execute(insert(AdDailyMetric), [dict(zip(_METRIC_COLUMNS, r, strict=True)) for r in rows])
     if spec.with_outcomes:
@@ -342,7 +342,7 @@ def _sampler_rows(chunk: SimulatedChunk) -> Iterator[dict[str, Any]]:
                "feedback_count": int(chunk.deals[i]), "updated_at": now}
 
 
-def _copy_rows(session: Session, table: str, columns: Iterable[str], rows: list[tuple[Any, ...]]) -> None:
+def copy_rows(session: Session, table: str, columns: Iterable[str], rows: Iterable[Sequence[Any]]) -> None:
     """PostgreSQL COPY inside the session's transaction: ~10x faster than INSERT for millions of rows."""
     raw: Any = session.connection().connection.driver_connection
     with raw.cursor() as cursor, cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:

@@ -16,6 +16,7 @@ Critical ads become proposals in the approval queue (pause; a budget cut for sat
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -43,6 +44,7 @@ from geminivideo.db.models.decisions import (
 from geminivideo.db.session import session_scope
 from geminivideo.errors import InvalidPayload
 from geminivideo.ml import approvals
+from geminivideo.ml.datagen import copy_rows
 from geminivideo.progress import ProgressCallback, no_progress
 
 log = logging.getLogger(__name__)
@@ -115,17 +117,26 @@ class History:
     def n_days(self) -> int:
         return int(self.impressions.shape[1])
 
-    def put(self, ad_index: int, day_index: int, row: Sequence[Any]) -> None:
-        impressions, clicks, spend, reach, frequency, budget = row
-        self.impressions[ad_index, day_index] = impressions
-        self.clicks[ad_index, day_index] = clicks
-        self.spend[ad_index, day_index] = spend
-        if reach is not None:
-            self.reach[ad_index, day_index] = reach
-        if frequency is not None:
-            self.frequency[ad_index, day_index] = frequency
-        if budget is not None:
-            self.budget[ad_index, day_index] = budget
+    def fill(self, rows: Sequence[Sequence[Any]]) -> None:
+        """Place (ad_id, day, impressions, clicks, spend, reach, frequency, budget) rows; None stays NaN."""
+        if not rows:
+            return
+        ad_col, day_col, *values = zip(*rows, strict=True)
+        index = {ad: i for i, ad in enumerate(self.ad_ids)}
+        start = self.as_of - timedelta(days=self.n_days - 1)
+        day_index = {start + timedelta(days=k): k for k in range(self.n_days)}
+        ads = np.fromiter((index[a] for a in ad_col), dtype=np.intp, count=len(rows))
+        days = np.fromiter((day_index[d] for d in day_col), dtype=np.intp, count=len(rows))
+        targets = (self.impressions, self.clicks, self.spend, self.reach, self.frequency, self.budget)
+        for target, column in zip(targets, values, strict=True):
+            target[ads, days] = np.array(column, dtype=float)  # None -> NaN
+
+    def fill_numeric(self, rows: np.ndarray) -> None:
+        """Place rows of (ad index, day index, impressions, clicks, spend, reach, frequency, budget), NaN = NULL."""
+        ads, days = rows[:, 0].astype(np.intp), rows[:, 1].astype(np.intp)
+        targets = (self.impressions, self.clicks, self.spend, self.reach, self.frequency, self.budget)
+        for k, target in enumerate(targets, start=2):
+            target[ads, days] = rows[:, k]
 
 
 @dataclass
@@ -442,14 +453,47 @@ def iter_ad_chunks(tenant_id: str | None, chunk_size: int) -> Iterator[list[tupl
 def load_history(session: Session, ads: Sequence[tuple[str, str, str, float]], as_of: date, days: int) -> History:
     start = as_of - timedelta(days=days - 1)
     history = History.empty(ads, as_of, days)
-    index = {ad[0]: i for i, ad in enumerate(ads)}
+    if session.get_bind().dialect.name == "postgresql":
+        history.fill_numeric(_numeric_rows_pg(session, history.ad_ids, start, as_of))
+        return history
     stmt = select(
         AdDailyMetric.ad_id, AdDailyMetric.day, AdDailyMetric.impressions, AdDailyMetric.clicks, AdDailyMetric.spend,
         AdDailyMetric.reach, AdDailyMetric.frequency, AdDailyMetric.budget,
-    ).where(AdDailyMetric.ad_id.in_(list(index)), AdDailyMetric.day >= start, AdDailyMetric.day <= as_of)
-    for row in session.execute(stmt).tuples():
-        history.put(index[row[0]], (row[1] - start).days, row[2:])
+    ).where(AdDailyMetric.ad_id.in_(history.ad_ids), AdDailyMetric.day >= start, AdDailyMetric.day <= as_of)
+    history.fill(session.connection().execute(stmt).all())
     return history
+
+
+_PG_HISTORY_COPY = """
+COPY (
+  SELECT (a.idx - 1)::float8, (m.day - {start}::date)::float8, m.impressions::float8, m.clicks::float8,
+         m.spend::float8, COALESCE(m.reach::float8, 'NaN'), COALESCE(m.frequency, 'NaN'), COALESCE(m.budget, 'NaN')
+  FROM unnest({ids}::text[]) WITH ORDINALITY AS a(ad_id, idx)
+  JOIN ad_daily_metrics m ON m.ad_id = a.ad_id AND m.ad_id BETWEEN {lo} AND {hi} AND m.day BETWEEN {start} AND {as_of}
+) TO STDOUT (FORMAT binary)
+"""
+# One binary COPY row: a field count, then (length, float8) for each of the 8 columns; no NULLs by construction.
+_PG_ROW = np.dtype([("fields", ">i2")] + [f for k in range(8) for f in ((f"len{k}", ">i4"), (f"v{k}", ">f8"))])
+
+
+def _numeric_rows_pg(session: Session, ad_ids: list[str], start: date, as_of: date) -> np.ndarray:
+    """The chunk's rows as one float array (ad index, day index, metrics), read with a binary COPY.
+
+    PostgreSQL turns ad ids and days into indices and NULLs into NaN, so every row has the same size and
+    numpy decodes the whole stream at once: ~20x faster than building Python tuples for 150,000 rows.
+    The id range lets the planner walk the (ad_id, day) index instead of scanning the table.
+    """
+    from psycopg import sql
+
+    query = sql.SQL(_PG_HISTORY_COPY).format(
+        ids=sql.Literal(list(ad_ids)), lo=sql.Literal(min(ad_ids)), hi=sql.Literal(max(ad_ids)),
+        start=sql.Literal(start), as_of=sql.Literal(as_of))
+    raw: Any = session.connection().connection.driver_connection
+    with raw.cursor() as cursor, cursor.copy(query) as copy:
+        data = b"".join(bytes(block) for block in copy)
+    offset = 19 + int.from_bytes(data[15:19], "big")  # signature, flags, header-extension length
+    rows = np.frombuffer(data, dtype=_PG_ROW, offset=offset, count=(len(data) - offset - 2) // _PG_ROW.itemsize)
+    return np.column_stack([rows[f"v{k}"] for k in range(8)]).astype(float)
 
 
 def _report_rows(scan_id: int, h: History, v: Verdicts, now: datetime) -> list[dict[str, Any]]:
@@ -460,6 +504,19 @@ def _report_rows(scan_id: int, h: History, v: Verdicts, now: datetime) -> list[d
          "evidence": v.evidence[i], "created_at": now}
         for i, ad_id in enumerate(h.ad_ids)
     ]
+
+
+_REPORT_COLUMNS = ("scan_id", "tenant_id", "ad_id", "campaign_id", "status", "severity", "days_until_critical",
+                   "evidence", "created_at")
+
+
+def write_reports(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Store one scan chunk's reports; COPY on PostgreSQL, where 100,000 INSERTed rows would take seconds."""
+    if session.get_bind().dialect.name != "postgresql":
+        session.execute(insert(FatigueReport), rows)
+        return
+    copy_rows(session, "fatigue_reports", _REPORT_COLUMNS,
+              ([json.dumps(r[c]) if c == "evidence" else r[c] for c in _REPORT_COLUMNS] for r in rows))
 
 
 def _proposals(
@@ -549,7 +606,7 @@ def _scan_chunk(scan_id: int, ads: list[tuple[str, str, str, float]], as_of: dat
         thresholds = {t: load_thresholds(session, t) for t in set(history.tenant_ids)}
     verdicts = _evaluate_by_tenant(history, thresholds)
     with session_scope() as session:
-        session.execute(insert(FatigueReport), _report_rows(scan_id, history, verdicts, utcnow()))
+        write_reports(session, _report_rows(scan_id, history, verdicts, utcnow()))
         if job.create_proposals:
             proposals = _proposals(history, verdicts, thresholds, scan_id)
             tally.proposals += len(approvals.propose_changes(session, proposals))

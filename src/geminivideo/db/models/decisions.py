@@ -45,8 +45,8 @@ OPEN_CHANGE_STATUSES: tuple[ChangeStatus, ...] = (
     ChangeStatus.APPROVED,
     ChangeStatus.EXECUTING,
 )
-_OPEN_SQL = "status IN ('pending_approval', 'approved', 'executing')"
-OPEN_CHANGE_WHERE = text(_OPEN_SQL)
+OPEN_CHANGE_SQL = "status IN ('pending_approval', 'approved', 'executing')"
+OPEN_CHANGE_WHERE = text(OPEN_CHANGE_SQL)
 
 
 class FatigueStatus(StrEnum):
@@ -165,6 +165,7 @@ class AdPlatformCall(Base):
 
 
 __all__ = [
+    "OPEN_CHANGE_SQL",
     "OPEN_CHANGE_STATUSES",
     "AdPlatformCall",
     "ChangeSource",
