@@ -1,86 +1,81 @@
-"""Given a worker killed with ``kill -9`` mid-task and a standby worker on the same queues, when the broker is
-Redis, then each queue's task comes back after *that queue's* visibility timeout (not the app's longest),
-and when the broker is RabbitMQ, then it comes back as soon as the dead worker's connection drops.
+"""The Redis visibility timeout, per queue: what it is set to, and that a task held by a live worker is never
+restored early.
 
-The probe task counts every start and completion in Redis: each task completes exactly once, and the
-measured redelivery times are printed (``-s``) for tests/reliability/README.md.
+The kill -9 redelivery times themselves are measured with real tasks in test_worker_killed.py. Here:
+
+- Given the shipped limits, each queue's visibility timeout covers the hard limit of every task routed to
+  it, the apps keep separate unacknowledged indexes, and kombu sweeps every UNACKED_RESTORE_INTERVAL_S.
+- Given a task sent with a countdown longer than its queue's visibility timeout (what a retry with backoff
+  is), when two live workers consume that queue, then it runs exactly once, at its ETA: the delivery's
+  deadline moves with the ETA, so the other worker's sweep does not restore it while it waits.
 """
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from geminivideo.celery_base import build_config
 from geminivideo.config import Settings
-from geminivideo.contracts import TaskStatus
+from geminivideo.contracts import TASK_QUEUE
+from geminivideo.ml import celery_app as ml_app
+from geminivideo.redis_transport import TRANSPORT_PATH, eta_delay_s
 from geminivideo.video import celery_app as video_app
-from tests.reliability.conftest import FAST_FAULTS, MakeDeployment
-from tests.support import faults
+from tests.reliability import probe_tasks
+from tests.reliability.conftest import MakeDeployment
 
 pytestmark = [pytest.mark.reliability]
 
-# preview hard limit 1 + 30 s grace, render 12 + 30 s: with the 5 s margin, 36 s versus 47 s.
-LIMITS = {"PREVIEW_TIMEOUT": "1", "RENDER_TIMEOUT": "12"}
+SPECS = (ml_app.SPEC, video_app.SPEC)
 
 
-def _visibility(queue: str) -> float:
-    settings = Settings(**{k.lower(): v for k, v in {**FAST_FAULTS, **LIMITS}.items()})  # type: ignore[arg-type]
-    return float(build_config(video_app.SPEC, settings)["broker_transport_options"]["queue_visibility_timeouts"][queue])
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_each_queue_timeout_covers_its_tasks_hard_limits(spec) -> None:
+    settings = Settings()
+    conf = build_config(spec, settings)
+    options = conf["broker_transport_options"]
+    assert conf["broker_transport"] == TRANSPORT_PATH
+    per_queue = options["queue_visibility_timeouts"]
+    for task, limit in spec.time_limits(settings).items():
+        assert per_queue[str(TASK_QUEUE[task])] >= limit.hard_s + settings.visibility_margin_s, task
+    assert options["visibility_timeout"] == max(per_queue.values())
+    assert options["unacked_restore_throttle"] == 1
+    assert options["unacked_restore_interval"] == settings.unacked_restore_interval_s
+    assert options["unacked_index_key"] == f"unacked_index:{spec.name}"
 
 
-def _run_then_kill(dep, queues: list[str], seconds: dict[str, float]) -> tuple[float, dict[str, object]]:
-    """Start a victim worker, give it one probe per queue, start an idle standby, then ``kill -9`` the victim.
-
-    Returns the kill time and the results."""
-    victim = dep.worker("video", queues, name="victim", concurrency=len(queues))
-    results = {key: dep.probe("video", key, secs, queue=f"{key}_queue", output_dir=dep.render_dir)
-               for key, secs in seconds.items()}
-    faults.wait_for(lambda: all(dep.starts(k) for k in seconds), 60, "probes started on the victim")
-    dep.worker("video", queues, name="standby", concurrency=len(queues))
-    assert all(len(dep.starts(k)) == 1 for k in seconds), "a probe finished or moved before the kill"
-    killed_at = time.time()
-    faults.kill9(victim)
-    assert not faults.group_alive(victim)
-    return killed_at, results
+def test_webhooks_do_not_wait_for_the_longest_ml_task() -> None:
+    per_queue = build_config(ml_app.SPEC, Settings())["broker_transport_options"]["queue_visibility_timeouts"]
+    assert per_queue["hubspot-webhook-events"] <= 5 * 60 < per_queue["fatigue-monitoring"]
 
 
-def _check_once(dep, key: str, result) -> list[dict]:
-    """Completed exactly once, after one redelivery; one final output; progress ends completed."""
-    starts, done = dep.starts(key), dep.done(key)
-    assert len(done) == 1, f"{key} completed {len(done)} times"
-    assert len(starts) == 2 and starts[1]["redelivered"], starts
-    assert (dep.render_dir / f"{key}.bin").stat().st_size > 0
-    # The result is stored before on_success publishes ``completed``: allow that moment.
-    faults.wait_for(lambda: dep.status(result.id) is TaskStatus.COMPLETED, 10, f"{key} progress completed")
-    return starts
+def test_eta_delay_reads_celery_eta_headers() -> None:
+    now = time.time()
+    soon = datetime.fromtimestamp(now + 30, UTC)
+    assert eta_delay_s({"eta": soon.isoformat()}, now) == pytest.approx(30, abs=0.01)
+    assert eta_delay_s({"eta": (soon - timedelta(minutes=5)).isoformat()}, now) == 0.0
+    assert eta_delay_s({"eta": None}, now) == 0.0
+    assert eta_delay_s({"eta": "not a date"}, now) == 0.0
+    assert eta_delay_s(None, now) == 0.0
 
 
 @pytest.mark.slow
-def test_redis_restores_each_queue_after_its_own_visibility_timeout(deployment: MakeDeployment) -> None:
-    dep = deployment(**LIMITS)
-    killed_at, results = _run_then_kill(dep, ["render_queue", "preview_queue"], {"render": 20, "preview": 20})
-    for key in ("render", "preview"):
-        assert results[key].get(timeout=120)["key"] == key
-    for key in ("render", "preview"):
-        starts = _check_once(dep, key, results[key])
-        back_after = starts[1]["at"] - starts[0]["at"]
-        visibility = _visibility(f"{key}_queue")
-        print(f"redis {key}_queue: visibility {visibility:.0f} s, back {back_after:.1f} s after delivery, "
-              f"{starts[1]['at'] - killed_at:.1f} s after kill -9")
-        # Never before its own timeout (a running task would be doubled), within a sweep or two after it.
-        assert visibility - 1 <= back_after <= visibility + 6
-    assert dep.starts("preview")[1]["at"] < dep.starts("render")[1]["at"]
-
-
-def test_rabbitmq_redelivers_as_soon_as_the_worker_dies(deployment: MakeDeployment, rabbit_url: str) -> None:
-    dep = deployment(broker_url=rabbit_url, **LIMITS)
-    killed_at, results = _run_then_kill(dep, ["render_queue", "preview_queue"], {"render": 15, "preview": 15})
-    for key in ("render", "preview"):
-        assert results[key].get(timeout=60)["key"] == key
-    for key in ("render", "preview"):
-        starts = _check_once(dep, key, results[key])
-        back = starts[1]["at"] - killed_at
-        print(f"rabbitmq {key}_queue: back {back:.1f} s after kill -9")
-        assert back < 5
+def test_a_countdown_longer_than_the_visibility_timeout_runs_once(deployment: MakeDeployment) -> None:
+    dep = deployment()
+    queue = "ml-default"  # its tasks' hard limit is 15 s: visibility 20 s with the suite's 5 s margin
+    visibility = build_config(ml_app.SPEC, Settings(visibility_margin_s=5))[
+        "broker_transport_options"]["queue_visibility_timeouts"][queue]
+    dep.worker("ml", [queue], name="holder")
+    dep.worker("ml", [queue], name="other")
+    countdown = visibility + 12
+    sent_at = time.time()
+    result = dep.app("ml").send_task(probe_tasks.ML_PROBE, args=["held", 0.5, None], queue=queue, countdown=countdown)
+    assert result.get(timeout=countdown + 60)["key"] == "held"
+    time.sleep(3)  # a wrongly restored copy would start right after the first one
+    starts = dep.starts("held")
+    assert len(starts) == 1, f"ran {len(starts)} times: restored while a worker held it for its ETA"
+    assert starts[0]["at"] - sent_at >= countdown - 1
+    print(f"countdown {countdown:.0f} s on a queue with a {visibility:.0f} s visibility timeout: ran once, "
+          f"{starts[0]['at'] - sent_at:.1f} s after sending")
