@@ -31,7 +31,7 @@ from geminivideo.progress import ProgressPublisher, read_status
 from geminivideo.video.celery_app import SPEC as VIDEO_SPEC
 from tests.reliability import probe_tasks
 from tests.support import faults
-from tests.support.env import TestEnv, applied
+from tests.support.env import TestEnv, applied, create_postgres_database, drop_postgres_database
 
 # Short limits for every scenario: a sweep for expired deliveries every second, 5 s of visibility margin.
 FAST_FAULTS = {"UNACKED_RESTORE_INTERVAL_S": "1", "VISIBILITY_MARGIN_S": "5"}
@@ -193,3 +193,13 @@ def rabbit_url() -> Iterator[str]:
         pytest.fail("RabbitMQ is not running on 127.0.0.1:5672 (start it: service rabbitmq-server start)")
     with faults.rabbit_vhost() as url:
         yield url
+
+
+@pytest.fixture
+def pg_database() -> Iterator[str]:
+    """A fresh migrated database on the shared PostgreSQL server, dropped after the test."""
+    name, url = create_postgres_database()
+    try:
+        yield url
+    finally:
+        drop_postgres_database(name)

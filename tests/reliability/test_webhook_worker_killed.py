@@ -1,0 +1,51 @@
+"""Given a HubSpot deal-stage change stored by the API and picked up by an ML worker, when the worker is killed
+with ``kill -9`` while the task waits on the CRM (before its transaction), then another worker applies the change
+exactly once: one conversion, one credit on the deal and on the ad, the event ``processed``.
+
+RabbitMQ redelivers at once. On Redis the same change comes back after the webhook queue's visibility timeout
+(210 s with the shipped limits; the mechanism is measured per queue with real video tasks in
+test_worker_killed.py), so that variant is not repeated here.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.reliability.conftest import MakeDeployment
+from tests.reliability.hubspot_stack import WebhookStack, crm_stand_in, unique
+from tests.support import faults
+
+pytestmark = [pytest.mark.reliability]
+
+
+def test_webhook_task_killed_mid_flight_is_applied_once(deployment: MakeDeployment, rabbit_url: str,
+                                                        pg_database: str) -> None:
+    with crm_stand_in(delay_s=3) as crm:
+        dep = deployment(broker_url=rabbit_url, DATABASE_URL=pg_database, HUBSPOT_ACCESS_TOKEN="test-token",
+                         HUBSPOT_API_BASE_URL=crm.url)
+        stack = WebhookStack(dep)
+        base = stack.start_api()
+        victim = stack.worker("victim")
+        tenant, ad = stack.make_ad()
+        fbclid, at = unique("fb"), datetime.now(UTC) - timedelta(hours=1)
+        stack.track_click(base, ad, tenant, fbclid, (at - timedelta(hours=1)).isoformat())
+        deal = unique("deal")
+        response = stack.post(base, {"dealId": deal, "stageTo": "closedwon", "dealValue": 10000, "tenantId": tenant,
+                                     "fbclid": fbclid, "occurredAt": at.isoformat()})
+        assert response.status_code == 200, response.text
+        key = response.json()["events"][0]["key"]
+        faults.wait_for(lambda: crm.hits_for(deal) == 1, 60, "the task asked the CRM")
+        killed_at = time.monotonic()
+        faults.kill9(victim)
+        stack.worker("rescuer")
+        event = stack.wait_final([key])[key]
+        print(f"kill -9 of a webhook task (rabbitmq): applied {time.monotonic() - killed_at:.1f} s after the kill")
+        books = stack.books(tenant, deal, ad)
+        assert event["status"] == "processed", event
+        assert books.conversions == [("closedwon", 10000.0)]
+        assert books.credited_value == 10000.0
+        assert books.sampler_pipeline_value == 10000.0 and books.sampler_feedback_count == 1
+        assert crm.hits_for(deal) == 2  # the killed attempt and the one that applied it
