@@ -10,22 +10,25 @@ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_apt+=(ffmp
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
-# The ops tests drive Flower in headless Chromium and validate the compose files with docker-compose.
-command -v chromium >/dev/null || need_apt+=(chromium)
-command -v docker-compose >/dev/null || need_apt+=(docker-compose)
-command -v shellcheck >/dev/null || need_apt+=(shellcheck)
+# Needed by the test suite only: the ops tests drive Flower in headless Chromium, validate the compose
+# files with docker-compose and lint the scripts with shellcheck.
+test_only=()
+command -v chromium >/dev/null || test_only+=(chromium)
+command -v docker-compose >/dev/null || test_only+=(docker-compose)
+command -v shellcheck >/dev/null || test_only+=(shellcheck)
 
-if ((${#need_apt[@]})); then
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "setup: installing ${need_apt[*]} with apt-get"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
-    apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
-  else
-    echo "setup: missing system packages: ${need_apt[*]}" >&2
-    echo "setup: install them (Debian/Ubuntu: sudo apt-get install ${need_apt[*]}) and run make setup again" >&2
-    exit 1
-  fi
+can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
+if ((${#need_apt[@]} + ${#test_only[@]})) && can_apt; then
+  echo "setup: installing ${need_apt[*]} ${test_only[*]} with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" "${test_only[@]}" >/dev/null
+elif ((${#need_apt[@]})); then
+  echo "setup: missing system packages: ${need_apt[*]}" >&2
+  echo "setup: install them (Debian/Ubuntu: sudo apt-get install ${need_apt[*]}) and run make setup again" >&2
+  exit 1
+elif ((${#test_only[@]})); then
+  echo "setup: note: the test suite also needs ${test_only[*]} (sudo apt-get install ${test_only[*]})" >&2
 fi
 
 if [ ! -x .venv/bin/python ]; then
