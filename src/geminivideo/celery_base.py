@@ -83,6 +83,7 @@ class GeminiTask(Task):
     retry_jitter = True
     max_retries = 5
     publishes_progress = True
+    records_video_job = False  # video tasks keep their ``video_jobs`` row (API/CLI submissions) up to date
 
     _publishers: dict[str, ProgressPublisher]
 
@@ -113,19 +114,28 @@ class GeminiTask(Task):
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
         if self.publishes_progress:
             self.progress(task_id).publish(TaskStatus.STARTED, None, f"started on {self.request.hostname}")
+        self._record(task_id, TaskStatus.STARTED)
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
         if self.publishes_progress:
             self.progress(task_id).publish(TaskStatus.COMPLETED, 100, "done")
+        self._record(task_id, TaskStatus.COMPLETED, result=retval if isinstance(retval, dict) else None)
 
     def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         if self.publishes_progress:
             self.progress(task_id).publish(TaskStatus.RETRYING, None, f"retrying after: {exc}")
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        status = TaskStatus.CANCELLED if isinstance(exc, Cancelled) else TaskStatus.FAILED
         if self.publishes_progress:
-            status = TaskStatus.CANCELLED if isinstance(exc, Cancelled) else TaskStatus.FAILED
             self.progress(task_id).publish(status, None, f"{type(exc).__name__}: {exc}")
+        self._record(task_id, status, error=f"{type(exc).__name__}: {exc}")
+
+    def _record(self, task_id: str, status: TaskStatus, **outcome: Any) -> None:
+        if self.records_video_job:
+            from geminivideo.db.jobs import record_status  # the ML app imports the DB layer anyway
+
+            record_status(task_id, status.value, **outcome)
 
 
 def _queues(spec: AppSpec, broker_is_redis: bool) -> list[Queue]:
@@ -248,8 +258,14 @@ def _fresh_connections_after_fork(**_: Any) -> None:
 
 
 @task_revoked.connect
-def _publish_cancelled(request: Any = None, terminated: bool = False, expired: bool = False, **_: Any) -> None:
+def _publish_cancelled(
+    sender: Any = None, request: Any = None, terminated: bool = False, expired: bool = False, **_: Any
+) -> None:
     if request is None or not getattr(request, "id", None):
         return
     reason = "expired" if expired else ("terminated" if terminated else "revoked")
     ProgressPublisher(get_redis(), request.id).publish(TaskStatus.CANCELLED, None, f"task {reason}")
+    if getattr(sender, "records_video_job", False):
+        from geminivideo.db.jobs import record_status
+
+        record_status(request.id, TaskStatus.CANCELLED.value, error=f"task {reason}")

@@ -25,25 +25,25 @@ from geminivideo.video import captions, cleanup, preview, render, resources, tra
 from geminivideo.video.celery_app import app
 
 
-@app.task(name=str(TaskName.RENDER_VIDEO), bind=True, shared=False)
+@app.task(name=str(TaskName.RENDER_VIDEO), bind=True, shared=False, records_video_job=True)
 def render_video_task(self: GeminiTask, job: dict[str, Any]) -> dict[str, Any]:
     payload = parse_payload(RenderJob, job)
     return render.render_video(payload, self.progress().processing).model_dump(mode="json")
 
 
-@app.task(name=str(TaskName.GENERATE_PREVIEW), bind=True, shared=False)
+@app.task(name=str(TaskName.GENERATE_PREVIEW), bind=True, shared=False, records_video_job=True)
 def generate_preview_task(self: GeminiTask, video_path: str, num_frames: int = 10, **options: Any) -> dict[str, Any]:
     payload = parse_payload(PreviewJob, {"video_path": video_path, "num_frames": num_frames, **options})
     return preview.generate_preview(payload, self.progress().processing).model_dump(mode="json")
 
 
-@app.task(name=str(TaskName.TRANSCODE), bind=True, shared=False)
+@app.task(name=str(TaskName.TRANSCODE), bind=True, shared=False, records_video_job=True)
 def transcode_task(self: GeminiTask, input_path: str, output_format: dict[str, Any] | None = None) -> dict[str, Any]:
     payload = parse_payload(TranscodeJob, {"input_path": input_path, "output_format": output_format or {}})
     return transcode.transcode(payload, self.progress().processing).model_dump(mode="json")
 
 
-@app.task(name=str(TaskName.CAPTION), bind=True, shared=False)
+@app.task(name=str(TaskName.CAPTION), bind=True, shared=False, records_video_job=True)
 def caption_task(
     self: GeminiTask, video_path: str, model: str = "base", language: str | None = None,
     formats: list[str] | None = None, word_timestamps: bool = False, **options: Any,
