@@ -464,36 +464,31 @@ def load_history(session: Session, ads: Sequence[tuple[str, str, str, float]], a
     return history
 
 
-_PG_HISTORY_COPY = """
-COPY (
-  SELECT (a.idx - 1)::float8, (m.day - {start}::date)::float8, m.impressions::float8, m.clicks::float8,
-         m.spend::float8, COALESCE(m.reach::float8, 'NaN'), COALESCE(m.frequency, 'NaN'), COALESCE(m.budget, 'NaN')
-  FROM unnest({ids}::text[]) WITH ORDINALITY AS a(ad_id, idx)
-  JOIN ad_daily_metrics m ON m.ad_id = a.ad_id AND m.ad_id BETWEEN {lo} AND {hi} AND m.day BETWEEN {start} AND {as_of}
-) TO STDOUT (FORMAT binary)
+_PG_HISTORY_BLOB = """
+SELECT string_agg(
+  float8send((a.idx - 1)::float8) || float8send((m.day - %(start)s::date)::float8) || float8send(m.impressions::float8)
+  || float8send(m.clicks::float8) || float8send(m.spend::float8) || float8send(COALESCE(m.reach::float8, 'NaN'))
+  || float8send(COALESCE(m.frequency, 'NaN')) || float8send(COALESCE(m.budget, 'NaN')), ''::bytea)
+FROM unnest(%(ids)s::text[]) WITH ORDINALITY AS a(ad_id, idx)
+JOIN ad_daily_metrics m
+  ON m.ad_id = a.ad_id AND m.ad_id BETWEEN %(lo)s AND %(hi)s AND m.day BETWEEN %(start)s AND %(as_of)s
 """
-# One binary COPY row: a field count, then (length, float8) for each of the 8 columns; no NULLs by construction.
-_PG_ROW = np.dtype([("fields", ">i2")] + [f for k in range(8) for f in ((f"len{k}", ">i4"), (f"v{k}", ">f8"))])
 
 
 def _numeric_rows_pg(session: Session, ad_ids: list[str], start: date, as_of: date) -> np.ndarray:
-    """The chunk's rows as one float array (ad index, day index, metrics), read with a binary COPY.
+    """The chunk's rows as one float array (ad index, day index, metrics), sent by PostgreSQL as one blob.
 
-    PostgreSQL turns ad ids and days into indices and NULLs into NaN, so every row has the same size and
-    numpy decodes the whole stream at once: ~20x faster than building Python tuples for 150,000 rows.
-    The id range lets the planner walk the (ad_id, day) index instead of scanning the table.
+    The server turns ad ids and days into indices and NULLs into NaN and packs every row as eight
+    big-endian float8s into a single bytea, which numpy reads without a Python object per row: the
+    per-row tuples (or per-row COPY messages) would cost more than the whole analysis. The id range lets
+    the planner walk the (ad_id, day) index instead of scanning the table.
     """
-    from psycopg import sql
-
-    query = sql.SQL(_PG_HISTORY_COPY).format(
-        ids=sql.Literal(list(ad_ids)), lo=sql.Literal(min(ad_ids)), hi=sql.Literal(max(ad_ids)),
-        start=sql.Literal(start), as_of=sql.Literal(as_of))
+    params = {"ids": list(ad_ids), "lo": min(ad_ids), "hi": max(ad_ids), "start": start, "as_of": as_of}
     raw: Any = session.connection().connection.driver_connection
-    with raw.cursor() as cursor, cursor.copy(query) as copy:
-        data = b"".join(bytes(block) for block in copy)
-    offset = 19 + int.from_bytes(data[15:19], "big")  # signature, flags, header-extension length
-    rows = np.frombuffer(data, dtype=_PG_ROW, offset=offset, count=(len(data) - offset - 2) // _PG_ROW.itemsize)
-    return np.column_stack([rows[f"v{k}"] for k in range(8)]).astype(float)
+    with raw.cursor(binary=True) as cursor:
+        cursor.execute(_PG_HISTORY_BLOB, params)
+        blob = cursor.fetchone()[0] or b""
+    return np.frombuffer(blob, dtype=">f8").reshape(-1, 8).astype(float)
 
 
 def _report_rows(scan_id: int, h: History, v: Verdicts, now: datetime) -> list[dict[str, Any]]:
