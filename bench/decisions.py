@@ -25,6 +25,7 @@ import math
 import os
 import platform
 import resource
+import shutil
 import statistics
 import sys
 import tempfile
@@ -273,6 +274,13 @@ def main() -> int:
     parser.add_argument("--reference-ads", type=int, default=None, help="run the per-ad loop on the first N ads only")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="gv-bench-decisions-"))
+    try:
+        return _run(args, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, root: Path) -> int:
     with private_stack(root) as env:
         gen_s, rows, as_of = generate(args.ads, args.days)
         print(f"generated {args.ads:,} ads x {args.days} days = {rows:,} rows in {gen_s:.1f} s", flush=True)
