@@ -231,7 +231,7 @@ def build_config(spec: AppSpec, settings: Settings) -> dict[str, Any]:
         "timezone": settings.beat_timezone,
         "enable_utc": True,
         "beat_schedule": {**spec.beat_schedule(settings), **_beat_probe(spec, settings)},
-        "beat_scheduler": "redbeat.RedBeatScheduler",
+        "beat_scheduler": "geminivideo.beat:ResilientRedBeatScheduler",  # RedBeat that survives Redis restarts
         "beat_max_loop_interval": 5,
         "redbeat_redis_url": settings.redis_url,
         "redbeat_key_prefix": f"redbeat:{spec.name}:",

@@ -9,6 +9,8 @@ Here a delivery is scored as if it had been delivered ``visibility_timeout - que
 earlier (plus later by the message's ETA, for retries with a countdown that a worker holds before
 running), so kombu's own restore sweep, with the app's longest timeout, brings each message back
 after its *own* queue's timeout. Only ``QoS.append`` changes; restore, ack and reject are kombu's.
+The channel also remembers its connection parameters, so losing Redis (a restart) no longer kills the
+worker (see ``Channel._connparams``).
 
 The per-queue timeouts (``queue_visibility_timeouts``) and the per-app key names come in as transport
 options from ``celery_base.build_config``. Each app gets its own ``unacked*`` keys because the index
@@ -71,6 +73,24 @@ class Channel(kombu_redis.Channel):
     from_transport_options: tuple[str, ...] = (  # type: ignore[assignment]  # kombu types it as a fixed tuple
         *kombu_redis.Channel.from_transport_options, "queue_visibility_timeouts",
     )
+
+    _sync_connparams: dict[str, Any] | None = None
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        """kombu's connection parameters, remembered: when the broker connection is lost, kombu closes the
+        connection (``transport.client`` becomes None) before this channel restores or acks its deliveries,
+        and stock kombu then dies with ``AttributeError`` and takes the worker down (kombu 5.7). With the
+        address remembered, the restore fails with a connection error that kombu ignores (the deliveries
+        stay in the unacked index) and a task still running acks through this channel when it ends."""
+        transport = self.connection
+        if transport is not None and transport.client is not None:
+            params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)
+            if not asynchronous:
+                self._sync_connparams = dict(params)
+            return params
+        if not asynchronous and self._sync_connparams is not None:
+            return dict(self._sync_connparams)
+        return dict(super()._connparams(asynchronous=asynchronous))
 
     def score_offset_s(self, routing_key: str) -> float:
         """How much earlier than now to score a delivery so it is restored after its queue's timeout.

@@ -122,7 +122,7 @@ def test_beats_flower_and_api_run_real_commands(config: dict[str, Any]) -> None:
     for service, app_name in [("celery-ml-beat", "ml"), ("celery-video-beat", "video")]:
         app_spec, sub, values, flags = parse_celery(services[service]["command"])
         assert sub == "beat" and app_spec == APPS[app_name]
-        assert load_app(app_spec).conf.beat_scheduler == "redbeat.RedBeatScheduler"
+        assert load_app(app_spec).conf.beat_scheduler == "geminivideo.beat:ResilientRedBeatScheduler"
         assert set([*values, *flags]) <= options_of(beat_command) | options_of(celery_command)
         expected = ["CMD", "python", "-m", "geminivideo.ops", "beat-health", "--app", app_name]
         assert services[service]["healthcheck"]["test"] == expected

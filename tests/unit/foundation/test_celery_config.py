@@ -34,7 +34,7 @@ def test_reliable_defaults(spec, settings: Settings) -> None:
     soft_limits = [a["soft_time_limit"] for a in conf["task_annotations"].values()]
     assert all(soft < hard for soft, hard in zip(soft_limits, hard_limits, strict=True))
     assert conf["broker_transport_options"]["visibility_timeout"] > max(hard_limits)
-    assert conf["beat_scheduler"] == "redbeat.RedBeatScheduler"
+    assert conf["beat_scheduler"] == "geminivideo.beat:ResilientRedBeatScheduler"
     assert conf["redbeat_key_prefix"] == f"redbeat:{spec.name}:"
 
 
