@@ -406,5 +406,4 @@ def _hint_note(ctx: _Context, applied_from: str | None) -> str | None:
 # ─── Sweeper and queries ────────────────────────────────────────────────────────────────────────────
 def sweep_unprocessed_events(limit: int = 1000) -> dict[str, Any]:
     """Re-enqueue stored events the broker never got (or lost); called by beat every 5 minutes."""
-    with session_scope() as session:
-        return webhook_store.sweep(session, limit=limit)
+    return webhook_store.sweep(session_scope, limit=limit)

@@ -9,14 +9,15 @@ insert is committed is ``process_hubspot_webhook`` sent; if the broker is down t
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Table, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -27,6 +28,8 @@ from geminivideo.db.models.webhooks import EventStatus, WebhookEvent
 from geminivideo.ml.hubspot_events import IncomingEvent
 
 log = logging.getLogger(__name__)
+_EVENTS = cast(Table, WebhookEvent.__table__)
+_APPLIED = (EventStatus.PROCESSED, EventStatus.STALE)
 
 PENDING_GRACE_S = 60.0  # the API sends right after commit; older pending rows missed the broker
 ENQUEUED_GRACE_S = 30 * 60.0  # a message this old and still unprocessed was lost (e.g. Redis restarted)
@@ -64,13 +67,13 @@ def store_events(session: Session, events: Sequence[IncomingEvent], *, received_
     outcome = StoreOutcome()
     if not events:
         return outcome
+    # One cached statement, rows as parameters (SQLAlchemy batches them into multi-row INSERTs).
     statement = (
-        dialect_insert(session, WebhookEvent)
-        .values([_row(e, received_at) for e in events])
+        dialect_insert(session, _EVENTS)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(WebhookEvent.idempotency_key)
+        .returning(_EVENTS.c.idempotency_key)
     )
-    inserted = set(session.scalars(statement))
+    inserted = set(session.execute(statement, [_row(e, received_at) for e in events]).scalars())
     outcome.new = [e for e in events if e.key in inserted]
     outcome.duplicates = [e for e in events if e.key not in inserted]
     if outcome.duplicates:
@@ -100,9 +103,11 @@ def send(payloads: Iterable[tuple[str, dict[str, Any]]]) -> list[str]:
         with app.producer_or_acquire() as producer:
             for key, payload in payloads:
                 # ignore_result: the outcome is kept on the event row; a day of Redis results per webhook
-                # event would only cost memory (nobody holds an AsyncResult for these).
+                # event would only cost memory (nobody holds an AsyncResult for these). argsrepr: Flower
+                # and logs show the event key, not the payload (IP addresses, user agents).
                 app.send_task(name, args=[payload], queue=queue, priority=priority, producer=producer,
-                              ignore_result=True, retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2})
+                              ignore_result=True, argsrepr=f"[event {key}]", kwargsrepr="{}",
+                              retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2})
                 sent.append(key)
     except (KombuError, RedisError, OSError) as exc:
         log.warning("broker refused webhook events (%d sent, rest left for the sweeper): %s", len(sent), exc)
@@ -112,49 +117,74 @@ def send(payloads: Iterable[tuple[str, dict[str, Any]]]) -> list[str]:
 def mark_enqueued(session: Session, keys: Sequence[str]) -> None:
     if not keys:
         return
+    events = _EVENTS.c
     session.execute(
-        update(WebhookEvent)
-        .where(WebhookEvent.idempotency_key.in_(list(keys)), WebhookEvent.status == EventStatus.PENDING)
+        update(_EVENTS)
+        .where(events.idempotency_key.in_(list(keys)), events.status == EventStatus.PENDING)
         .values(status=EventStatus.ENQUEUED, enqueued_at=utcnow())
     )
 
 
 def record_failure(session: Session, key: str, error: str, *, final: bool) -> None:
-    """Note an error on the event; ``final`` (permanent errors) also marks it failed."""
-    values: dict[str, Any] = {"error": error[:4000], "attempts": WebhookEvent.attempts + 1}
+    """Note an error on an event not yet applied; ``final`` (permanent errors) also marks it failed."""
+    events = _EVENTS.c
+    values: dict[str, Any] = {"error": error[:4000], "attempts": events.attempts + 1}
     if final:
         values.update(status=EventStatus.FAILED, processed_at=utcnow())
-    session.execute(update(WebhookEvent).where(WebhookEvent.idempotency_key == key).values(**values))
+    # Conditional: a concurrent delivery of the same event may have applied it meanwhile.
+    session.execute(update(_EVENTS).where(events.idempotency_key == key, events.status.not_in(_APPLIED))
+                    .values(**values))
 
 
-def _overdue(session: Session, now: datetime, limit: int) -> list[WebhookEvent]:
+@dataclass(frozen=True)
+class _Overdue:
+    key: str
+    attempts: int
+    error: str | None
+    deal_payload: dict[str, Any] | None
+
+
+def _overdue(session: Session, now: datetime, limit: int) -> list[_Overdue]:
+    events = _EVENTS.c
     query = (
-        select(WebhookEvent)
+        select(events.idempotency_key, events.attempts, events.error, events.deal_payload)
         .where(or_(
-            (WebhookEvent.status == EventStatus.PENDING)
-            & (WebhookEvent.received_at < now - timedelta(seconds=PENDING_GRACE_S)),
-            (WebhookEvent.status == EventStatus.ENQUEUED)
-            & (WebhookEvent.enqueued_at < now - timedelta(seconds=ENQUEUED_GRACE_S)),
+            (events.status == EventStatus.PENDING) & (events.received_at < now - timedelta(seconds=PENDING_GRACE_S)),
+            (events.status == EventStatus.ENQUEUED) & (events.enqueued_at < now - timedelta(seconds=ENQUEUED_GRACE_S)),
         ))
-        .order_by(WebhookEvent.received_at)
+        .order_by(events.received_at)
         .limit(limit)
     )
-    return list(session.scalars(query))
+    return [_Overdue(*row) for row in session.execute(query)]
 
 
-def sweep(session: Session, *, limit: int = 1000, now: datetime | None = None) -> dict[str, Any]:
-    """Re-send stored events that never reached (or were lost by) the broker; give up after MAX_ATTEMPTS."""
+def _give_up(session: Session, row: _Overdue, now: datetime) -> None:
+    events = _EVENTS.c
+    error = f"gave up after {row.attempts} attempts; last error: {row.error or 'none recorded'}"
+    session.execute(update(_EVENTS).where(events.idempotency_key == row.key, events.status.in_(EventStatus.OPEN))
+                    .values(status=EventStatus.FAILED, processed_at=now, error=error))
+
+
+def sweep(session_factory: Callable[[], AbstractContextManager[Session]], *, limit: int = 1000,
+          now: datetime | None = None) -> dict[str, Any]:
+    """Re-send stored events that never reached (or were lost by) the broker; give up after MAX_ATTEMPTS.
+
+    Reads, sends and marks in separate short transactions, and every write is conditional on the row
+    still being open: a worker may apply a re-sent event before this sweep has even committed.
+    """
     now = now or utcnow()
-    rows = _overdue(session, now, limit)
-    hopeless = [r for r in rows if r.attempts >= MAX_ATTEMPTS or r.deal_payload is None]
-    for row in hopeless:
-        row.status, row.processed_at = EventStatus.FAILED, now
-        row.error = f"gave up after {row.attempts} attempts; last error: {row.error or 'none recorded'}"
+    with session_factory() as session:
+        rows = _overdue(session, now, limit)
+        hopeless = [r for r in rows if r.attempts >= MAX_ATTEMPTS or r.deal_payload is None]
+        for row in hopeless:
+            _give_up(session, row, now)
     retry = [r for r in rows if r not in hopeless]
-    sent = set(send((r.idempotency_key, r.deal_payload) for r in retry if r.deal_payload is not None))
-    for row in retry:
-        if row.idempotency_key in sent:
-            row.status, row.enqueued_at = EventStatus.ENQUEUED, now
+    sent = send((r.key, r.deal_payload) for r in retry if r.deal_payload is not None)
+    if sent:
+        events = _EVENTS.c
+        with session_factory() as session:
+            session.execute(update(_EVENTS).where(events.idempotency_key.in_(sent), events.status.in_(EventStatus.OPEN))
+                            .values(status=EventStatus.ENQUEUED, enqueued_at=now))
     return {"overdue": len(rows), "reenqueued": len(sent), "given_up": len(hopeless), "timestamp": now.isoformat()}
 
 

@@ -6,6 +6,7 @@ end-to-end tests run the same code in a real worker behind the real API.
 
 from __future__ import annotations
 
+import json
 import threading
 import uuid
 from collections.abc import Callable
@@ -13,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from geminivideo.contracts import PipelineConfig, SamplerFeedback
-from geminivideo.db.models.webhooks import EventStatus
+from geminivideo.db.models.webhooks import EventStatus, WebhookEvent
 from geminivideo.db.session import session_scope
 from geminivideo.errors import DependencyUnavailable, InvalidPayload
 from geminivideo.ml import hubspot, webhook_store
@@ -286,3 +288,37 @@ def test_a_callers_own_event_key_dedupes_separate_messages(database_url: str) ->
         first = hubspot.process_event(payload, delivery_id=uuid.uuid4().hex)
         second = hubspot.process_event(payload, delivery_id=uuid.uuid4().hex)
         assert (first.status, second.status) == ("processed", "duplicate") and second.credit == first.credit == 40
+
+
+def test_sweep_resends_overdue_events_and_never_reopens_an_applied_one(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The broker hand-off is replaced by applying the event at once, the worst interleaving a fast worker
+    can produce: the event is processed before the sweep marks it re-enqueued."""
+    deal, hopeless_deal = unique("deal"), unique("deal")
+    raw = json.dumps([
+        {"portalId": 5, "occurredAt": 1_714_560_000_000, "subscriptionType": "deal.propertyChange",
+         "objectId": object_id, "propertyName": "dealstage", "propertyValue": "qualifiedtobuy"}
+        for object_id in (deal, hopeless_deal)]).encode()
+    events = parse_body(raw, received_at=T0)
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    with session_scope() as session:
+        webhook_store.store_events(session, events, received_at=long_ago)
+        session.execute(update(WebhookEvent).where(WebhookEvent.object_id == hopeless_deal)
+                        .values(attempts=webhook_store.MAX_ATTEMPTS, error="broker gone"))
+    applied: list[str] = []
+
+    def deliver_and_apply_at_once(payloads: Any) -> list[str]:
+        for key, payload in payloads:
+            hubspot.process_event(payload)
+            applied.append(key)
+        return applied
+
+    monkeypatch.setattr(webhook_store, "send", deliver_and_apply_at_once)
+    report = hubspot.sweep_unprocessed_events()
+    assert report["given_up"] >= 1 and events[0].key in applied and events[1].key not in applied
+    (done,) = event_rows(deal)
+    (gave_up,) = event_rows(hopeless_deal)
+    assert done.status == EventStatus.PROCESSED and done.result is not None
+    assert gave_up.status == EventStatus.FAILED and "gave up after 20 attempts" in (gave_up.error or "")
+    assert [c.credit for c in conversions(deal)] == [4000]  # tenant average 10,000 × 0.4
