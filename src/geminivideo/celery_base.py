@@ -214,7 +214,9 @@ def build_config(spec: AppSpec, settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
         "task_track_started": True,
-        "task_send_sent_event": True,
+        # Workers send task events (-E) so Flower shows every task; a "sent" event per message would roughly
+        # double the cost of publishing a webhook (bench/webhooks.py), for a state Flower can do without.
+        "task_send_sent_event": False,
         "worker_send_task_events": True,
         "result_expires": RESULT_EXPIRES_S,
         "result_extended": True,
