@@ -81,7 +81,9 @@ class GeminiTask(Task):
     retry_backoff = 2
     retry_backoff_max = 300
     retry_jitter = True
-    max_retries = 5
+    # Full jitter draws each wait from [0, 2**n * 2 s] (cap 300 s): five tries could all come within ~10 s and
+    # give up during a 30-second database restart. Ten span minutes (~9 min expected) before failing.
+    max_retries = 10
     publishes_progress = True
     records_video_job = False  # video tasks keep their ``video_jobs`` row (API/CLI submissions) up to date
 
