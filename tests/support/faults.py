@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
@@ -196,8 +197,10 @@ class PrivatePostgres:
 
 
 @contextlib.contextmanager
-def private_postgres(root: Path) -> Iterator[PrivatePostgres]:
-    pg = PrivatePostgres(root).init()
+def private_postgres() -> Iterator[PrivatePostgres]:
+    """A started private cluster in a fresh folder under /tmp (pytest's tmp dirs are root-only: the
+    postgres user could not enter them)."""
+    pg = PrivatePostgres(Path(tempfile.mkdtemp(prefix="gv-pg-"))).init()
     pg.start()
     try:
         yield pg
