@@ -9,8 +9,10 @@ The job: three generated scenes that differ in size, rate and audio (1920x1080 a
 - **plain**: the exact final FFmpeg command the worker runs (same graph, same encoder options, the
   loudness already measured), started with ``subprocess`` — the least work that gives the same file.
 
-Runs alternate (plain, worker, plain, worker, …) so load from other processes falls on both alike.
-Target: worker/plain ≤ 1.10. Absolute speeds vary ±25-60 % between runs on shared machines.
+Runs alternate (plain, worker, worker, plain, …) so load from other processes falls on both alike. Wall
+time and CPU time (FFmpeg's, plus the pool process's own for the worker) are both reported: on a shared
+machine the CPU ratio is the steadier one. Target: worker/plain ≤ 1.10. Absolute speeds vary ±25-60 %
+between runs on shared machines.
 
     .venv/bin/python bench/render.py [--seconds 30] [--height 1080] [--runs 2] [--preset veryfast]
 
@@ -23,6 +25,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -77,22 +80,41 @@ def plain_command(job: dict[str, Any], work: Path, target: Path) -> list[str]:
     return ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *args]
 
 
-def timed_plain(command: list[str], target: Path) -> float:
-    started = time.perf_counter()
+def pool_cpu_s(worker: procs.ManagedProcess) -> float:
+    """CPU seconds used so far by the worker's pool process and the children it has reaped (FFmpeg,
+    ffprobe): less sensitive than wall time to other load on a shared machine."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process(worker.pid).children():
+        times = child.cpu_times()
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_plain(command: list[str], target: Path) -> tuple[float, float]:
+    """Wall and CPU seconds of the plain FFmpeg command."""
+    cpu, started = children_cpu_s(), time.perf_counter()
     subprocess.run(command, check=True)
     elapsed = time.perf_counter() - started
     target.unlink(missing_ok=True)
-    return elapsed
+    return elapsed, children_cpu_s() - cpu
 
 
-def timed_task(job: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+def timed_task(worker: procs.ManagedProcess, job: dict[str, Any]) -> tuple[float, float, dict[str, Any]]:
+    """Wall seconds from send to result, CPU seconds of the pool process and its FFmpeg/ffprobe children."""
     from geminivideo.video.tasks import render_video_task
 
-    started = time.perf_counter()
+    cpu, started = pool_cpu_s(worker), time.perf_counter()
     result: dict[str, Any] = render_video_task.delay(job).get(timeout=TASK_TIMEOUT_S)
     elapsed = time.perf_counter() - started
     Path(result["output_path"]).unlink(missing_ok=True)
-    return elapsed, result
+    return elapsed, pool_cpu_s(worker) - cpu, result
 
 
 def measure(job: dict[str, Any], runs: int, env: dict[str, str], work: Path) -> dict[str, Any]:
@@ -102,40 +124,51 @@ def measure(job: dict[str, Any], runs: int, env: dict[str, str], work: Path) -> 
     target = Path(env["RENDER_DIR"]) / "plain.mp4"
     scratch = work / "plain-scratch"
     scratch.mkdir(exist_ok=True)
+    sides: dict[str, list[float]] = {"plain_s": [], "plain_cpu_s": [], "worker_s": [], "worker_cpu_s": []}
+    result: dict[str, Any] = {}
     try:
         command = plain_command(job, scratch, target)
-        plain, task, results = [], [], []
-        for _ in range(runs):
-            plain.append(timed_plain(command, target))
-            wall, result = timed_task(job)
-            task.append(wall)
-            results.append(result)
+        for run in range(runs):
+            # Alternate which side goes first, so neither always follows the clip generation or the other.
+            order = ("plain", "worker") if run % 2 == 0 else ("worker", "plain")
+            for side in order:
+                if side == "plain":
+                    wall, cpu = timed_plain(command, target)
+                else:
+                    wall, cpu, result = timed_task(worker, job)
+                sides[f"{side}_s"].append(wall)
+                sides[f"{side}_cpu_s"].append(cpu)
     finally:
         worker.stop()
-    return {"plain_s": plain, "worker_s": task, "result": results[-1], "command": command}
+    return {**sides, "result": result}
 
 
 def summarise(job: dict[str, Any], seconds: float, runs: dict[str, Any]) -> dict[str, Any]:
     plain, worker = statistics.median(runs["plain_s"]), statistics.median(runs["worker_s"])
+    plain_cpu, worker_cpu = statistics.median(runs["plain_cpu_s"]), statistics.median(runs["worker_cpu_s"])
     result = runs["result"]
     return {
         "job": "3 mixed scenes, 2 fades, loudnorm", "output_s": round(result["duration"], 3),
         "requested_s": seconds, "size": f"{result['width']}x{result['height']}", "fps": result["fps"],
         "preset": job["output_format"]["preset"], "encoder": result["encoder"],
         "plain_s": round(plain, 3), "worker_s": round(worker, 3), "ratio": round(worker / plain, 3),
+        "plain_cpu_s": round(plain_cpu, 3), "worker_cpu_s": round(worker_cpu, 3),
+        "cpu_ratio": round(worker_cpu / plain_cpu, 3),
         "plain_speed_x": round(result["duration"] / plain, 3), "worker_speed_x": round(result["duration"] / worker, 3),
-        "runs_plain_s": [round(t, 3) for t in runs["plain_s"]],
-        "runs_worker_s": [round(t, 3) for t in runs["worker_s"]],
+        **{f"runs_{key}": [round(t, 3) for t in runs[key]] for key in ("plain_s", "worker_s", "plain_cpu_s",
+                                                                        "worker_cpu_s")},
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
 
 
 def print_table(row: dict[str, Any]) -> None:
-    header = f"{'job':<12} {'output':>8} {'size':>10} {'plain':>9} {'worker':>9} {'ratio':>7} {'speed (plain)':>14}"
+    header = (f"{'job':<8} {'output':>8} {'size':>10} {'plain':>8} {'worker':>8} {'ratio':>6} {'plain CPU':>10} "
+              f"{'worker CPU':>10} {'CPU ratio':>9} {'speed':>7}")
     print(header)
     print("-" * len(header))
-    print(f"{'render':<12} {row['output_s']:>7.2f}s {row['size']:>10} {row['plain_s']:>8.2f}s {row['worker_s']:>8.2f}s "
-          f"{row['ratio']:>6.2f}x {row['plain_speed_x']:>13.2f}x")
+    print(f"{'render':<8} {row['output_s']:>7.2f}s {row['size']:>10} {row['plain_s']:>7.2f}s {row['worker_s']:>7.2f}s "
+          f"{row['ratio']:>5.2f}x {row['plain_cpu_s']:>9.2f}s {row['worker_cpu_s']:>9.2f}s {row['cpu_ratio']:>8.2f}x "
+          f"{row['plain_speed_x']:>6.2f}x")
 
 
 def bench_env(work: Path, redis_url: str) -> dict[str, str]:

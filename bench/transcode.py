@@ -7,7 +7,9 @@ H.265/MP4, VP9/WebM, AV1/MP4 with SVT-AV1), preset ``veryfast`` and default qual
   send to result (probe, encode with progress, ffprobe verification, atomic rename, broker round trip);
 - **plain**: the exact FFmpeg command the worker runs, built by the transcode module, via ``subprocess``.
 
-Plain and worker runs alternate per codec, so load from other processes falls on both alike.
+Plain and worker runs alternate per codec (plain first, then worker first, …), so load from other
+processes falls on both alike. Wall time and CPU time (FFmpeg's, plus the pool process's own for the
+worker) are both reported: on a shared machine the CPU ratio is the steadier one.
 Target: worker/plain ≤ 1.10. Absolute speeds vary ±25-60 % between runs on shared machines.
 
     .venv/bin/python bench/transcode.py [--seconds 30] [--height 1080] [--runs 1] [--codecs h264 h265 vp9 av1]
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -56,65 +59,95 @@ def plain_command(source: Path, fmt: dict[str, Any], target: Path) -> tuple[list
     return ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *args], plan.encoder
 
 
-def timed_plain(command: list[str]) -> float:
-    started = time.perf_counter()
+def pool_cpu_s(worker: procs.ManagedProcess) -> float:
+    """CPU seconds used so far by the worker's pool process and the children it has reaped (FFmpeg,
+    ffprobe): less sensitive than wall time to other load on a shared machine."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process(worker.pid).children():
+        times = child.cpu_times()
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed_plain(command: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds of the plain FFmpeg command."""
+    cpu, started = children_cpu_s(), time.perf_counter()
     subprocess.run(command, check=True)
     elapsed = time.perf_counter() - started
     Path(command[-1]).unlink(missing_ok=True)
-    return elapsed
+    return elapsed, children_cpu_s() - cpu
 
 
-def timed_task(source: Path, fmt: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+def timed_task(worker: procs.ManagedProcess, source: Path, fmt: dict[str, Any]) -> tuple[float, float,
+                                                                                          dict[str, Any]]:
+    """Wall seconds from send to result, CPU seconds of the pool process and its FFmpeg/ffprobe children."""
     from geminivideo.video.tasks import transcode_task
 
-    started = time.perf_counter()
+    cpu, started = pool_cpu_s(worker), time.perf_counter()
     result: dict[str, Any] = transcode_task.delay(str(source), fmt).get(timeout=TASK_TIMEOUT_S)
     elapsed = time.perf_counter() - started
     Path(result["output_path"]).unlink(missing_ok=True)
-    return elapsed, result
+    return elapsed, pool_cpu_s(worker) - cpu, result
+
+
+def measure_codec(worker: procs.ManagedProcess, source: Path, codec: str, runs: int,
+                  render_dir: Path) -> dict[str, Any]:
+    fmt = {"codec": codec, "container": CONTAINERS[codec]}
+    command, encoder = plain_command(source, fmt, render_dir / f"plain-{codec}")
+    sides: dict[str, list[float]] = {"plain_s": [], "plain_cpu_s": [], "worker_s": [], "worker_cpu_s": []}
+    result: dict[str, Any] = {}
+    for run in range(runs):
+        # Alternate which side goes first, so neither always follows the other's heavy encode.
+        for side in ("plain", "worker") if run % 2 == 0 else ("worker", "plain"):
+            if side == "plain":
+                wall, cpu = timed_plain(command)
+            else:
+                wall, cpu, result = timed_task(worker, source, fmt)
+            sides[f"{side}_s"].append(wall)
+            sides[f"{side}_cpu_s"].append(cpu)
+    return summarise(codec, encoder, sides, result)
 
 
 def measure(source: Path, codecs: list[str], runs: int, env: dict[str, str], work: Path) -> list[dict[str, Any]]:
     hostname = f"bench-transcode-{uuid.uuid4().hex[:6]}@localhost"
     worker = procs.start_worker("video", queues=[str(QueueName.TRANSCODE)], hostname=hostname, env=env,
                                 log_path=work / f"{hostname}.log", concurrency=1)
-    rows = []
     try:
-        for codec in codecs:
-            fmt = {"codec": codec, "container": CONTAINERS[codec]}
-            command, encoder = plain_command(source, fmt, Path(env["RENDER_DIR"]) / f"plain-{codec}")
-            plain, task, result = [], [], {}
-            for _ in range(runs):
-                plain.append(timed_plain(command))
-                wall, result = timed_task(source, fmt)
-                task.append(wall)
-            rows.append(summarise(codec, encoder, plain, task, result))
+        return [measure_codec(worker, source, codec, runs, Path(env["RENDER_DIR"])) for codec in codecs]
     finally:
         worker.stop()
-    return rows
 
 
-def summarise(codec: str, encoder: str, plain_s: list[float], worker_s: list[float],
-              result: dict[str, Any]) -> dict[str, Any]:
-    plain, worker = statistics.median(plain_s), statistics.median(worker_s)
+def summarise(codec: str, encoder: str, sides: dict[str, list[float]], result: dict[str, Any]) -> dict[str, Any]:
+    median = {key: statistics.median(values) for key, values in sides.items()}
     return {
         "codec": codec, "container": result["container"], "encoder": encoder, "output_s": round(result["duration"], 3),
         "size": f"{result['width']}x{result['height']}", "audio": result["audio_codec"],
-        "plain_s": round(plain, 3), "worker_s": round(worker, 3), "ratio": round(worker / plain, 3),
-        "plain_speed_x": round(result["duration"] / plain, 3),
-        "runs_plain_s": [round(t, 3) for t in plain_s], "runs_worker_s": [round(t, 3) for t in worker_s],
+        **{key: round(value, 3) for key, value in median.items()},
+        "ratio": round(median["worker_s"] / median["plain_s"], 3),
+        "cpu_ratio": round(median["worker_cpu_s"] / median["plain_cpu_s"], 3),
+        "plain_speed_x": round(result["duration"] / median["plain_s"], 3),
+        **{f"runs_{key}": [round(t, 3) for t in values] for key, values in sides.items()},
         "load_average_1m": round(os.getloadavg()[0], 2),
     }
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    header = (f"{'codec':<6} {'container':<9} {'encoder':<11} {'output':>8} {'plain':>9} {'worker':>9} {'ratio':>7} "
-              f"{'speed (plain)':>14}")
+    header = (f"{'codec':<6} {'container':<9} {'encoder':<11} {'output':>8} {'plain':>8} {'worker':>8} {'ratio':>6} "
+              f"{'plain CPU':>10} {'worker CPU':>10} {'CPU ratio':>9} {'speed':>7}")
     print(header)
     print("-" * len(header))
     for r in rows:
-        print(f"{r['codec']:<6} {r['container']:<9} {r['encoder']:<11} {r['output_s']:>7.2f}s {r['plain_s']:>8.2f}s "
-              f"{r['worker_s']:>8.2f}s {r['ratio']:>6.2f}x {r['plain_speed_x']:>13.2f}x")
+        print(f"{r['codec']:<6} {r['container']:<9} {r['encoder']:<11} {r['output_s']:>7.2f}s {r['plain_s']:>7.2f}s "
+              f"{r['worker_s']:>7.2f}s {r['ratio']:>5.2f}x {r['plain_cpu_s']:>9.2f}s {r['worker_cpu_s']:>9.2f}s "
+              f"{r['cpu_ratio']:>8.2f}x {r['plain_speed_x']:>6.2f}x")
 
 
 def bench_env(work: Path, redis_url: str) -> dict[str, str]:

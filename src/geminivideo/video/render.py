@@ -6,7 +6,8 @@ The pipeline, one function per step:
 2. ``plan_cuts``: the transition before each scene, checked against the scene lengths;
 3. ``plan_layers``: image overlays resolved and probed, overlay text written to files, time windows checked;
 4. ``write_subtitles``: SRT path or cues rewritten as a clean SRT in the scratch folder;
-5. ``measure_loudness``: an audio-only loudnorm pass (cheap: video is demuxed, not decoded);
+5. ``measure_loudness``: an audio-only EBU R128 pass (cheap: video is demuxed, not decoded), then
+   loudnorm applies a linear gain to about -16 LUFS in the final pass;
 6. ``encode``: one FFmpeg run of the whole graph into a hidden partial file, verified with ffprobe, then
    renamed. Output duration = sum of scene durations − transition overlaps, to the frame.
 """
@@ -231,7 +232,8 @@ def write_subtitles(subtitles: str | list[SubtitleCue] | None, work: Path) -> Pa
         return None
     if isinstance(subtitles, str):
         source = resolve_input(subtitles, field="subtitles")
-        cues = srtfile.read_srt(source.read_bytes())
+        with source.open("rb") as handle:  # at most one byte over the limit: read_srt refuses it
+            cues = srtfile.read_srt(handle.read(srtfile.MAX_SRT_BYTES + 1))
     else:
         if not subtitles:
             return None

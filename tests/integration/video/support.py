@@ -61,8 +61,10 @@ class Listener:
         self._pubsub.close()
 
 
-def send(client: redis.Redis, task: Task, *args: Any, queue: str | None = None, **kwargs: Any) -> tuple[AsyncResult,
-                                                                                                     Listener]:
+def send(
+    client: redis.Redis, task: Task, *args: Any, queue: str | None = None, **kwargs: Any
+) -> tuple[AsyncResult, Listener]:
+    """Subscribe to the task's progress channel, then send it (to ``queue`` when given)."""
     task_id = f"test-{uuid.uuid4()}"
     listener = Listener(client, task_id)
     options: dict[str, Any] = {"task_id": task_id}
