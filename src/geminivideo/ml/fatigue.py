@@ -31,7 +31,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from geminivideo.contracts import FatigueScanJob, FatigueScanResult, utcnow
-from geminivideo.db.models import Ad, AdDailyMetric
+from geminivideo.db.models import Ad, AdDailyMetric, Tenant
 from geminivideo.db.models.decisions import (
     ChangeSource,
     ChangeType,
@@ -424,6 +424,8 @@ def set_thresholds(tenant_id: str, overrides: dict[str, Any]) -> FatigueThreshol
     """Validate and store a tenant's threshold overrides (unknown names and bad values are refused)."""
     thresholds = FatigueThresholds.with_overrides(overrides)
     with session_scope() as session:
+        if session.get(Tenant, tenant_id) is None:  # else the settings row's foreign key fails: a 500, not a 422
+            raise InvalidPayload(f"tenant_id: no tenant {tenant_id!r} exists (create the tenant first)")
         row = session.get(FatigueSettings, tenant_id)
         if row is None:
             session.add(FatigueSettings(tenant_id=tenant_id, thresholds=dict(overrides)))
