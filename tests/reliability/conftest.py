@@ -26,6 +26,7 @@ from celery.result import AsyncResult
 from geminivideo import procs
 from geminivideo.celery_base import make_celery
 from geminivideo.contracts import ProgressEvent, TaskStatus
+from geminivideo.db.migrate import upgrade
 from geminivideo.ml.celery_app import SPEC as ML_SPEC
 from geminivideo.progress import ProgressPublisher, read_status
 from geminivideo.video.celery_app import SPEC as VIDEO_SPEC
@@ -153,30 +154,43 @@ class ProgressLog:
 MakeDeployment = Callable[..., Deployment]
 
 
+def build_deployment(test_env: TestEnv, root: Path, *, broker_url: str | None = None, appendonly: bool = False,
+                     **overrides: str) -> Deployment:
+    """Directories, a private Redis and the child-process environment of one deployment under ``root``."""
+    names = (("TEMP_DIR", "tmp"), ("RENDER_DIR", "renders"), ("PREVIEW_DIR", "previews"))
+    dirs = {key: root / name for key, name in names}
+    media = root / "media"
+    for path in [*dirs.values(), media]:
+        path.mkdir(parents=True, exist_ok=True)
+    private = faults.PrivateRedis(root / "redis", appendonly=appendonly).start()
+    values = {
+        **{key: str(path) for key, path in dirs.items()},
+        "MEDIA_ROOTS": ":".join(str(p) for p in [*dirs.values(), media]),
+        "GV_TEST_MEDIA_DIR": str(media),
+        "REDIS_URL": private.url,
+        **FAST_FAULTS,
+        **overrides,
+    }
+    if broker_url:
+        values["CELERY_BROKER_URL"] = broker_url
+    return Deployment(root=root, env=test_env.process_env(**values), redis=private)
+
+
+def sqlite_database(root: Path) -> str:
+    """A migrated SQLite database of its own (fuzzing writes garbage nobody else should read)."""
+    url = f"sqlite:///{root / 'fuzz.db'}"
+    upgrade(url)
+    return url
+
+
 @pytest.fixture
 def deployment(test_env: TestEnv, tmp_path: Path) -> Iterator[MakeDeployment]:
     """Factory: ``deployment(broker_url=None, appendonly=False, **ENV)``; everything it started is stopped."""
     made: list[Deployment] = []
 
     def _make(*, broker_url: str | None = None, appendonly: bool = False, **overrides: str) -> Deployment:
-        root = tmp_path / f"dep-{uuid.uuid4().hex[:6]}"
-        dirs = {key: root / name for key, name in
-                (("TEMP_DIR", "tmp"), ("RENDER_DIR", "renders"), ("PREVIEW_DIR", "previews"))}
-        media = root / "media"
-        for path in [*dirs.values(), media]:
-            path.mkdir(parents=True, exist_ok=True)
-        private = faults.PrivateRedis(root / "redis", appendonly=appendonly).start()
-        values = {
-            **{key: str(path) for key, path in dirs.items()},
-            "MEDIA_ROOTS": ":".join(str(p) for p in [*dirs.values(), media]),
-            "GV_TEST_MEDIA_DIR": str(media),
-            "REDIS_URL": private.url,
-            **FAST_FAULTS,
-            **overrides,
-        }
-        if broker_url:
-            values["CELERY_BROKER_URL"] = broker_url
-        dep = Deployment(root=root, env=test_env.process_env(**values), redis=private)
+        dep = build_deployment(test_env, tmp_path / f"dep-{uuid.uuid4().hex[:6]}", broker_url=broker_url,
+                               appendonly=appendonly, **overrides)
         made.append(dep)
         return dep
 
