@@ -87,7 +87,8 @@ class Deployment:
         """Send a task by name, and record it ``queued`` the way GeminiTask.apply_async does."""
         options = {"queue": queue} if queue else {}
         result = self.app(app).send_task(task, args=list(args), kwargs=kwargs or {}, **options)
-        ProgressPublisher(self.client(), result.id).publish(TaskStatus.QUEUED, 0, "waiting for a worker")
+        if task != "process_hubspot_webhook":  # the one task that keeps no progress record
+            ProgressPublisher(self.client(), result.id).publish(TaskStatus.QUEUED, 0, "waiting for a worker")
         return result
 
     def probe(self, app: str, key: str, seconds: float, *, queue: str, output_dir: Path | None = None
