@@ -15,6 +15,7 @@ from typing import Any
 import redis
 import sqlalchemy.exc
 from celery import Celery, Task
+from celery.exceptions import Retry
 from celery.signals import task_revoked, worker_process_init
 from kombu import Queue
 
@@ -118,26 +119,59 @@ class GeminiTask(Task):
             self.progress(task_id).publish(TaskStatus.STARTED, None, f"started on {self.request.hostname}")
         self._record(task_id, TaskStatus.STARTED)
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the body, then publish its final status *before* Celery stores the result.
+
+        Celery's ``on_success``/``on_failure`` run after the result backend is written, so a client that
+        sees the result and then reads ``task_status:<id>`` could still find ``processing``.
+        """
+        task_id = self.request.id
+        if task_id is None:  # called directly as a function, not as a task
+            return super().__call__(*args, **kwargs)
+        try:
+            retval = super().__call__(*args, **kwargs)
+        except Retry:
+            raise
+        except BaseException as exc:
+            self._finish(task_id, _final_status(exc), error=f"{type(exc).__name__}: {exc}")
+            raise
+        self._finish(task_id, TaskStatus.COMPLETED, result=retval if isinstance(retval, dict) else None)
+        return retval
+
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
-        if self.publishes_progress:
-            self.progress(task_id).publish(TaskStatus.COMPLETED, 100, "done")
-        self._record(task_id, TaskStatus.COMPLETED, result=retval if isinstance(retval, dict) else None)
+        self._finish(task_id, TaskStatus.COMPLETED, result=retval if isinstance(retval, dict) else None)
 
     def on_retry(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         if self.publishes_progress:
             self.progress(task_id).publish(TaskStatus.RETRYING, None, f"retrying after: {exc}")
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
-        status = TaskStatus.CANCELLED if isinstance(exc, Cancelled) else TaskStatus.FAILED
+        # Reached without __call__'s report when the failure came from outside the body (e.g. a time limit).
+        self._finish(task_id, _final_status(exc), error=f"{type(exc).__name__}: {exc}")
+
+    def _finish(self, task_id: str, status: TaskStatus, **outcome: Any) -> None:
+        """Publish and record a final status once per task id in this process."""
+        finished = self.__dict__.setdefault("_finished", set())
+        if task_id in finished:
+            return
+        finished.clear()  # one task runs at a time per pool process
+        finished.add(task_id)
         if self.publishes_progress:
-            self.progress(task_id).publish(status, None, f"{type(exc).__name__}: {exc}")
-        self._record(task_id, status, error=f"{type(exc).__name__}: {exc}")
+            error = outcome.get("error")
+            message = "done" if status is TaskStatus.COMPLETED else str(error)
+            self.progress(task_id).publish(status, 100 if status is TaskStatus.COMPLETED else None, message)
+        self._record(task_id, status, **outcome)
 
     def _record(self, task_id: str, status: TaskStatus, **outcome: Any) -> None:
         if self.records_video_job:
             from geminivideo.db.jobs import record_status  # the ML app imports the DB layer anyway
 
             record_status(task_id, status.value, **outcome)
+
+
+def _final_status(exc: BaseException) -> TaskStatus:
+    # SystemExit is how a pool child unwinds on revoke(terminate=True): the job was cancelled.
+    return TaskStatus.CANCELLED if isinstance(exc, Cancelled | SystemExit) else TaskStatus.FAILED
 
 
 def _queues(spec: AppSpec, broker_is_redis: bool) -> list[Queue]:

@@ -123,7 +123,8 @@ def probe(path: Path | str, *, require_video: bool = True, require_audio: bool =
 
 # ─── ffmpeg ───────────────────────────────────────────────────────────────────────────────────────────
 def _out_time_s(key: str, value: str) -> float | None:
-    if key in ("out_time_us", "out_time_ms"):  # both are microseconds in FFmpeg 5
+    # FFmpeg prints out_time_us and out_time_ms (also microseconds, a known misnomer) in every block: read one.
+    if key == "out_time_us":
         with contextlib.suppress(ValueError):
             return int(value) / 1_000_000
     return None
