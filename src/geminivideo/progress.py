@@ -91,6 +91,13 @@ class ProgressPublisher:
     def _send(self, event: ProgressEvent) -> bool:
         body = event.model_dump_json()
         try:
+            if event.status is TaskStatus.QUEUED:
+                # The sender writes "queued" after the message has left: a fast worker may have published
+                # "started", or even "failed", already. Only a task with no record yet is marked queued.
+                if not self._client.set(status_key(self.task_id), body, ex=STATUS_TTL_S, nx=True):
+                    return False
+                self._client.publish(progress_channel(self.task_id), body)
+                return True
             pipe = self._client.pipeline(transaction=False)
             pipe.setex(status_key(self.task_id), STATUS_TTL_S, body)
             pipe.publish(progress_channel(self.task_id), body)
