@@ -72,6 +72,7 @@ KINDS: dict[JobKind, _KindSpec] = {
     JobKind.CAPTION: _KindSpec(TaskName.CAPTION, CaptionJob, lambda p: ([], p)),
 }
 
+RESULT_GRACE_S = 5.0
 _CELERY_TO_STATUS = {
     states.PENDING: TaskStatus.QUEUED,
     states.RECEIVED: TaskStatus.QUEUED,
@@ -193,15 +194,30 @@ def _celery_view(task_id: str) -> tuple[str, dict[str, Any] | None, str | None, 
     return state, value, error, name
 
 
+def _await_result(
+    task_id: str, *view: Any, timeout_s: float = RESULT_GRACE_S
+) -> tuple[str, dict[str, Any] | None, str | None, str | None]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        latest = _celery_view(task_id)
+        if latest[0] in states.READY_STATES:
+            return latest
+    return view
+
+
 def job_state(task_id: str) -> JobState:
     """Combine the progress record, the Celery state and the submission record; raise UnknownJob."""
     event = read_status(get_redis(), task_id)
     celery_state, result, error, task_name = _celery_view(task_id)
+    if event is not None and event.is_final and celery_state not in states.READY_STATES:
+        # Workers publish the final status just before Celery stores the result: give it a moment.
+        celery_state, result, error, task_name = _await_result(task_id, celery_state, result, error, task_name)
     row = _record(task_id)
     if event is None and row is None and celery_state == states.PENDING:
         raise UnknownJob(f"no job with id {task_id!r}")
     status = event.status if event is not None else _CELERY_TO_STATUS.get(celery_state, TaskStatus.QUEUED)
-    # The result backend is written before the task's last progress message: trust a final Celery state.
+    # A final Celery state wins over a progress record that has not caught up (e.g. a killed pool child).
     if celery_state in states.READY_STATES and status not in FINAL_STATUSES:
         status = _CELERY_TO_STATUS[celery_state]
     if error is None and status is TaskStatus.FAILED and event is not None:
