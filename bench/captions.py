@@ -16,9 +16,10 @@ The overhead ratio is the median warm task time over the median warm direct tran
 FFmpeg's audio extraction, cue building, file writing and the broker round trip (target ≤ 1.10).
 Absolute speeds vary ±25-60 % between runs on shared machines; compare figures within one run.
 
-    .venv/bin/python bench/captions.py [--seconds 60] [--models tiny.en base] [--runs 2]
+    .venv/bin/python bench/captions.py [--seconds 60] [--models tiny.en base] [--runs 2] [--quick]
 
-Prints a table and writes bench/results/captions.json.
+Prints a table and writes bench/results/captions.json (``--output PATH`` elsewhere). ``--quick`` is a smoke
+run (10 s of speech, tiny.en only, 1 warm run per side) that writes no results unless ``--output`` is given.
 """
 
 from __future__ import annotations
@@ -26,27 +27,35 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import (
+    RESULTS_DIR,
+    ROOT,
+    add_run_options,
+    apply_quick,
+    load_average_1m,
+    output_path,
+    print_table,
+    start_bench_worker,
+    video_bench,
+    write_results,
+)
+
 sys.path.insert(0, str(ROOT))  # the speech helpers live in tests/support, shared with the caption tests
 
-from tests.support import speech  # noqa: E402
+from tests.support import speech
 
-from geminivideo import procs  # noqa: E402
-from geminivideo.contracts import QueueName  # noqa: E402
+from geminivideo import procs
+from geminivideo.contracts import QueueName
 
-RESULTS = ROOT / "bench" / "results" / "captions.json"
+RESULTS = RESULTS_DIR / "captions.json"
 TASK_TIMEOUT_S = 600
 
 
@@ -135,9 +144,7 @@ def timed_task(video: Path, model_name: str) -> tuple[float, dict[str, Any]]:
 
 def measure(model_name: str, video: Path, runs: int, env: dict[str, str], logs: Path) -> dict[str, Any]:
     """Cold task run, then ``runs`` rounds of one direct and one warm task run, alternating."""
-    hostname = f"bench-captions-{uuid.uuid4().hex[:6]}@localhost"
-    worker = procs.start_worker("video", queues=[str(QueueName.CAPTION)], hostname=hostname, env=env,
-                                log_path=logs / f"{hostname}.log", concurrency=1)
+    worker = start_bench_worker("video", "captions", str(QueueName.CAPTION), env, logs)
     direct = Direct(model_name, video, env)
     try:
         cold_s, _ = timed_task(video, model_name)
@@ -174,44 +181,24 @@ def summarise(model_name: str, seconds: float, runs: dict[str, Any]) -> dict[str
         "cues": last["num_cues"], "language": last["language"], "direct_words": runs["direct"][-1]["words"],
         "runs_direct_s": [round(t, 3) for t in direct_times],
         "runs_task_warm_s": [round(t, 3) for t in runs["warm_s"]],
-        "load_average_1m": round(os.getloadavg()[0], 2),
+        "load_average_1m": load_average_1m(),
     }
 
 
-def print_table(rows: list[dict[str, Any]]) -> None:
-    header = (f"{'model':<8} {'audio':>6} {'direct load':>11} {'direct':>8} {'RTF':>6} {'peak MB':>8} "
-              f"{'task cold':>9} {'task warm':>9} {'RTF':>6} {'peak MB':>8} {'overhead':>8}")
-    print(header)
-    print("-" * len(header))
-    for r in rows:
-        print(f"{r['model']:<8} {r['audio_s']:>5.0f}s {r['direct_load_s']:>10.2f}s {r['direct_transcribe_s']:>7.2f}s "
-              f"{r['direct_rtf']:>6.3f} {r['direct_peak_rss_mb']:>8.0f} {r['task_cold_s']:>8.2f}s "
-              f"{r['task_warm_s']:>8.2f}s {r['task_rtf']:>6.3f} {r['task_peak_rss_mb']:>8.0f} "
-              f"{r['overhead_ratio']:>7.2f}x")
+def show(rows: list[dict[str, Any]]) -> None:
+    print_table(
+        f"{'model':<8} {'audio':>6} {'direct load':>11} {'direct':>8} {'RTF':>6} {'peak MB':>8} "
+        f"{'task cold':>9} {'task warm':>9} {'RTF':>6} {'peak MB':>8} {'overhead':>8}",
+        [f"{r['model']:<8} {r['audio_s']:>5.0f}s {r['direct_load_s']:>10.2f}s {r['direct_transcribe_s']:>7.2f}s "
+         f"{r['direct_rtf']:>6.3f} {r['direct_peak_rss_mb']:>8.0f} {r['task_cold_s']:>8.2f}s "
+         f"{r['task_warm_s']:>8.2f}s {r['task_rtf']:>6.3f} {r['task_peak_rss_mb']:>8.0f} "
+         f"{r['overhead_ratio']:>7.2f}x" for r in rows])
 
 
-def bench_env(work: Path, redis_url: str) -> dict[str, str]:
-    dirs = {"TEMP_DIR": work / "tmp", "RENDER_DIR": work / "renders", "PREVIEW_DIR": work / "previews"}
-    for path in [*dirs.values(), work / "media"]:
-        path.mkdir(parents=True, exist_ok=True)
-    return {
-        **os.environ, **{key: str(path) for key, path in dirs.items()},
-        "MEDIA_ROOTS": ":".join(str(p) for p in [*dirs.values(), work / "media"]),
-        "REDIS_URL": redis_url, "DATABASE_URL": f"sqlite:///{work / 'bench.db'}",
-        "WHISPER_CACHE_DIR": os.environ.get("WHISPER_CACHE_DIR", str(ROOT / "var" / "whisper-models")),
-        "WHISPER_DEVICE": "cpu", "WHISPER_ALLOW_DOWNLOAD": "false", "HF_HUB_OFFLINE": "1",
-        "PYTHONUNBUFFERED": "1",
-    }
-
-
-def use_client_env(env: dict[str, str]) -> None:
-    """Point this process (the Celery client) at the bench's Redis and folders."""
-    from geminivideo.config import get_settings
-    from geminivideo.redis_client import reset_redis
-
-    os.environ.update(env)
-    get_settings.cache_clear()
-    reset_redis()
+def whisper_env() -> dict[str, str]:
+    """The workers' and the direct side's Whisper settings: the local model cache, CPU, no downloads."""
+    return {"WHISPER_CACHE_DIR": os.environ.get("WHISPER_CACHE_DIR", str(ROOT / "var" / "whisper-models")),
+            "WHISPER_DEVICE": "cpu", "WHISPER_ALLOW_DOWNLOAD": "false", "HF_HUB_OFFLINE": "1"}
 
 
 def main() -> None:
@@ -220,27 +207,17 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
     parser.add_argument("--runs", type=int, default=2, help="warm runs per side")
     parser.add_argument("--direct-child", nargs=2, metavar=("MODEL", "VIDEO"), help=argparse.SUPPRESS)
+    add_run_options(parser, "10 s of speech, tiny.en only, 1 warm run per side")
     args = parser.parse_args()
     if args.direct_child:
         direct_child(args.direct_child[0], args.direct_child[1])
         return
-    work = Path(tempfile.mkdtemp(prefix="gv-bench-captions-"))
-    redis_proc, redis_url = procs.start_redis(data_dir=work / "redis")
-    try:
-        env = bench_env(work, redis_url)
-        use_client_env(env)
+    apply_quick(parser, args, seconds=10.0, models=["tiny.en"], runs=1)
+    with video_bench("gv-bench-captions-", whisper_env()) as (work, env):
         video = speech_video(work / "media", args.seconds)
         rows = [summarise(name, args.seconds, measure(name, video, args.runs, env, work)) for name in args.models]
-        print_table(rows)
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                                   "platform": platform.platform()},
-                                       "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                       "rows": rows}, indent=1) + "\n")
-        print(f"written {RESULTS.relative_to(ROOT)}")
-    finally:
-        redis_proc.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        show(rows)
+        write_results(output_path(args, RESULTS), rows)
 
 
 if __name__ == "__main__":

@@ -10,11 +10,12 @@ writes ``--ads`` generated ads x ``--days`` days, then in the same run:
    posterior), timed with its peak RSS, and compared verdict by verdict with the task's reports;
 3. ``BattleHardenedSampler.allocate`` over 1,000 ads with 2,000 draws (median of 5).
 
-    .venv/bin/python bench/decisions.py [--ads 100000] [--days 30] [--reference-ads N]
+    .venv/bin/python bench/decisions.py [--ads 100000] [--days 30] [--reference-ads N] [--quick]
 
 ``--reference-ads`` limits the per-ad loop to the first N ads and scales its time linearly (it is
 reported as such). Targets (issue 7): scan <= 30 s and <= 1.5 GB for 100,000 ads x 30 days; allocation
-<= 1 s. Prints a table and writes bench/results/decisions.json.
+<= 1 s. Prints a table and writes bench/results/decisions.json (``--output PATH`` elsewhere). ``--quick`` is a
+smoke run (2,000 ads) that writes no results unless ``--output`` is given.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from typing import Any
 import numpy as np
 import psutil
 import psycopg
+from _common import RESULTS_DIR, add_run_options, apply_quick, output_path, print_table, start_bench_worker, write_json
 from psycopg import sql
 from scipy import special
 
@@ -53,7 +55,7 @@ from geminivideo.redis_client import reset_redis
 
 PG_ADMIN_DSN = os.environ.get("GV_BENCH_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 PG_URL = os.environ.get("GV_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/{db}")
-RESULTS = Path(__file__).with_name("results") / "decisions.json"
+RESULTS = RESULTS_DIR / "decisions.json"
 TENANT = "bench"
 
 
@@ -230,8 +232,7 @@ def generate(n_ads: int, days: int) -> tuple[float, int, date]:
 def scan_through_task(env: dict[str, str], root: Path, queue: str) -> dict[str, Any]:
     from geminivideo.ml.tasks import monitor_all_ads_fatigue
 
-    worker = procs.start_worker("ml", queues=[queue], hostname=f"bench-{uuid.uuid4().hex[:6]}@localhost",
-                                env={**os.environ, **env}, log_path=root / "worker.log", concurrency=1)
+    worker = start_bench_worker("ml", "decisions", queue, {**os.environ, **env}, root)
     try:
         with PeakRss(worker.pid) as rss:
             started = time.perf_counter()
@@ -272,7 +273,9 @@ def main() -> int:
     parser.add_argument("--ads", type=int, default=100_000)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--reference-ads", type=int, default=None, help="run the per-ad loop on the first N ads only")
+    add_run_options(parser, "2,000 ads")
     args = parser.parse_args()
+    apply_quick(parser, args, ads=2000)
     root = Path(tempfile.mkdtemp(prefix="gv-bench-decisions-"))
     try:
         return _run(args, root)
@@ -296,10 +299,9 @@ def _run(args: argparse.Namespace, root: Path) -> int:
     agree = sum(ours.get(ad) == v for ad, v in ref.items()) / len(ref)
     sampler = sampler_timing()
     report = build_report(args, rows, gen_s, task, ref_s * scale, scale, ref_rss, agree, len(subset), sampler)
-    print_table(report)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {RESULTS}")
+    show(report)
+    print()
+    write_json(output_path(args, RESULTS), report, indent=2)
     return 0
 
 
@@ -320,19 +322,20 @@ def build_report(args: argparse.Namespace, rows: int, gen_s: float, task: dict[s
     }
 
 
-def print_table(r: dict[str, Any]) -> None:
+def show(r: dict[str, Any]) -> None:
     t, ref, s = r["fatigue_task"], r["reference_loop"], r["sampler_allocation"]
     note = f" (extrapolated from {ref['extrapolated_from_ads']:,} ads)" if ref["extrapolated_from_ads"] else ""
-    print(f"\n{'measure':44} {'value':>14} {'target':>10}")
-    print("-" * 70)
-    print(f"{'fatigue scan via task, s':44} {t['seconds']:>14.2f} {'<= 30':>10}")
-    print(f"{'  peak RSS of the pool process, GiB':44} {t['peak_rss_gib']:>14.3f} {'<= 1.5':>10}")
-    print(f"{'  ads / s':44} {r['dataset']['ads'] / t['seconds']:>14,.0f}")
-    print(f"{'per-ad Python loop, s' + note:44} {ref['seconds']:>14.2f}")
-    print(f"{'  peak RSS of the loop process, GiB':44} {ref['peak_rss_gib']:>14.3f}")
-    print(f"{'speed-up of the task over the loop':44} {r['speedup']:>13.1f}x")
-    print(f"{'verdicts equal (status and severity)':44} {r['verdict_agreement']:>14.2%}")
-    print(f"{'sampler allocate 1,000 ads x 2,000 draws, s':44} {s['median_s']:>14.3f} {'<= 1':>10}")
+    print()
+    print_table(f"{'measure':44} {'value':>14} {'target':>10}", [
+        f"{'fatigue scan via task, s':44} {t['seconds']:>14.2f} {'<= 30':>10}",
+        f"{'  peak RSS of the pool process, GiB':44} {t['peak_rss_gib']:>14.3f} {'<= 1.5':>10}",
+        f"{'  ads / s':44} {r['dataset']['ads'] / t['seconds']:>14,.0f}",
+        f"{'per-ad Python loop, s' + note:44} {ref['seconds']:>14.2f}",
+        f"{'  peak RSS of the loop process, GiB':44} {ref['peak_rss_gib']:>14.3f}",
+        f"{'speed-up of the task over the loop':44} {r['speedup']:>13.1f}x",
+        f"{'verdicts equal (status and severity)':44} {r['verdict_agreement']:>14.2%}",
+        f"{'sampler allocate 1,000 ads x 2,000 draws, s':44} {s['median_s']:>14.3f} {'<= 1':>10}",
+    ])
     print(f"\nscan result: {json.dumps(t['result']['by_status'])}, critical {t['result']['critical']}, "
           f"proposals {t['result']['proposals_created']}; load average {r['machine']['load_avg']}")
 

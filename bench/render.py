@@ -14,37 +14,44 @@ time and CPU time (FFmpeg's, plus the pool process's own for the worker) are bot
 machine the CPU ratio is the steadier one. Target: worker/plain ≤ 1.10. Absolute speeds vary ±25-60 %
 between runs on shared machines.
 
-    .venv/bin/python bench/render.py [--seconds 30] [--height 1080] [--runs 2] [--preset veryfast]
+    .venv/bin/python bench/render.py [--seconds 30] [--height 1080] [--runs 2] [--preset veryfast] [--quick]
 
-Prints a table and writes bench/results/render.json.
+Prints a table and writes bench/results/render.json (``--output PATH`` elsewhere). ``--quick`` is a smoke run
+(3 s at 360p, 1 run per side) that writes no results unless ``--output`` is given.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import resource
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
-import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from _common import (
+    RESULTS_DIR,
+    ROOT,
+    add_run_options,
+    alternate_sides,
+    apply_quick,
+    load_average_1m,
+    output_path,
+    print_table,
+    run_lists,
+    start_bench_worker,
+    timed_command,
+    timed_task,
+    video_bench,
+    write_results,
+)
+
 sys.path.insert(0, str(ROOT))  # the media helpers live in tests/support, shared with the video tests
 
-from tests.support import media  # noqa: E402
+from tests.support import media
 
-from geminivideo import procs  # noqa: E402
-from geminivideo.contracts import QueueName  # noqa: E402
+from geminivideo.contracts import QueueName
 
-RESULTS = ROOT / "bench" / "results" / "render.json"
+RESULTS = RESULTS_DIR / "render.json"
 TASK_TIMEOUT_S = 3600
 
 
@@ -80,64 +87,19 @@ def plain_command(job: dict[str, Any], work: Path, target: Path) -> list[str]:
     return ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", *args]
 
 
-def pool_cpu_s(worker: procs.ManagedProcess) -> float:
-    """CPU seconds used so far by the worker's pool process and the children it has reaped (FFmpeg,
-    ffprobe): less sensitive than wall time to other load on a shared machine."""
-    import psutil
-
-    total = 0.0
-    for child in psutil.Process(worker.pid).children():
-        times = child.cpu_times()
-        total += times.user + times.system + times.children_user + times.children_system
-    return total
-
-
-def children_cpu_s() -> float:
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return usage.ru_utime + usage.ru_stime
-
-
-def timed_plain(command: list[str], target: Path) -> tuple[float, float]:
-    """Wall and CPU seconds of the plain FFmpeg command."""
-    cpu, started = children_cpu_s(), time.perf_counter()
-    subprocess.run(command, check=True)
-    elapsed = time.perf_counter() - started
-    target.unlink(missing_ok=True)
-    return elapsed, children_cpu_s() - cpu
-
-
-def timed_task(worker: procs.ManagedProcess, job: dict[str, Any]) -> tuple[float, float, dict[str, Any]]:
-    """Wall seconds from send to result, CPU seconds of the pool process and its FFmpeg/ffprobe children."""
+def measure(job: dict[str, Any], runs: int, env: dict[str, str], work: Path) -> dict[str, Any]:
     from geminivideo.video.tasks import render_video_task
 
-    cpu, started = pool_cpu_s(worker), time.perf_counter()
-    result: dict[str, Any] = render_video_task.delay(job).get(timeout=TASK_TIMEOUT_S)
-    elapsed = time.perf_counter() - started
-    Path(result["output_path"]).unlink(missing_ok=True)
-    return elapsed, pool_cpu_s(worker) - cpu, result
-
-
-def measure(job: dict[str, Any], runs: int, env: dict[str, str], work: Path) -> dict[str, Any]:
-    hostname = f"bench-render-{uuid.uuid4().hex[:6]}@localhost"
-    worker = procs.start_worker("video", queues=[str(QueueName.RENDER)], hostname=hostname, env=env,
-                                log_path=work / f"{hostname}.log", concurrency=1)
+    worker = start_bench_worker("video", "render", str(QueueName.RENDER), env, work)
     target = Path(env["RENDER_DIR"]) / "plain.mp4"
     scratch = work / "plain-scratch"
     scratch.mkdir(exist_ok=True)
-    sides: dict[str, list[float]] = {"plain_s": [], "plain_cpu_s": [], "worker_s": [], "worker_cpu_s": []}
-    result: dict[str, Any] = {}
     try:
         command = plain_command(job, scratch, target)
-        for run in range(runs):
-            # Alternate which side goes first, so neither always follows the clip generation or the other.
-            order = ("plain", "worker") if run % 2 == 0 else ("worker", "plain")
-            for side in order:
-                if side == "plain":
-                    wall, cpu = timed_plain(command, target)
-                else:
-                    wall, cpu, result = timed_task(worker, job)
-                sides[f"{side}_s"].append(wall)
-                sides[f"{side}_cpu_s"].append(cpu)
+        # Alternate which side goes first, so neither always follows the clip generation or the other.
+        sides, result = alternate_sides(runs, lambda: timed_command(command, target),
+                                        lambda: timed_task(worker, lambda: render_video_task.delay(job),
+                                                           TASK_TIMEOUT_S))
     finally:
         worker.stop()
     return {**sides, "result": result}
@@ -155,50 +117,18 @@ def summarise(job: dict[str, Any], seconds: float, runs: dict[str, Any]) -> dict
         "plain_cpu_s": round(plain_cpu, 3), "worker_cpu_s": round(worker_cpu, 3),
         "cpu_ratio": round(worker_cpu / plain_cpu, 3),
         "plain_speed_x": round(result["duration"] / plain, 3), "worker_speed_x": round(result["duration"] / worker, 3),
-        **{f"runs_{key}": [round(t, 3) for t in runs[key]] for key in ("plain_s", "worker_s", "plain_cpu_s",
-                                                                        "worker_cpu_s")},
-        "load_average_1m": round(os.getloadavg()[0], 2),
+        **run_lists(runs, ("plain_s", "worker_s", "plain_cpu_s", "worker_cpu_s")),
+        "load_average_1m": load_average_1m(),
     }
 
 
-def print_table(row: dict[str, Any]) -> None:
-    header = (f"{'job':<8} {'output':>8} {'size':>10} {'plain':>8} {'worker':>8} {'ratio':>6} {'plain CPU':>10} "
-              f"{'worker CPU':>10} {'CPU ratio':>9} {'speed':>7}")
-    print(header)
-    print("-" * len(header))
-    print(f"{'render':<8} {row['output_s']:>7.2f}s {row['size']:>10} {row['plain_s']:>7.2f}s {row['worker_s']:>7.2f}s "
-          f"{row['ratio']:>5.2f}x {row['plain_cpu_s']:>9.2f}s {row['worker_cpu_s']:>9.2f}s {row['cpu_ratio']:>8.2f}x "
-          f"{row['plain_speed_x']:>6.2f}x")
-
-
-def bench_env(work: Path, redis_url: str) -> dict[str, str]:
-    dirs = {"TEMP_DIR": work / "tmp", "RENDER_DIR": work / "renders", "PREVIEW_DIR": work / "previews"}
-    for path in [*dirs.values(), work / "media"]:
-        path.mkdir(parents=True, exist_ok=True)
-    return {
-        **os.environ, **{key: str(path) for key, path in dirs.items()},
-        "MEDIA_ROOTS": ":".join(str(p) for p in [*dirs.values(), work / "media"]),
-        "REDIS_URL": redis_url, "DATABASE_URL": f"sqlite:///{work / 'bench.db'}", "PYTHONUNBUFFERED": "1",
-    }
-
-
-def use_client_env(env: dict[str, str]) -> None:
-    """Point this process (the Celery client, and the plain command's planning) at the bench's folders."""
-    from geminivideo.config import get_settings
-    from geminivideo.redis_client import reset_redis
-
-    os.environ.update(env)
-    get_settings.cache_clear()
-    reset_redis()
-
-
-def write_results(rows: list[dict[str, Any]]) -> None:
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({"machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
-                                               "platform": platform.platform()},
-                                   "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                                   "rows": rows}, indent=1) + "\n")
-    print(f"written {RESULTS.relative_to(ROOT)}")
+def show(row: dict[str, Any]) -> None:
+    print_table(
+        f"{'job':<8} {'output':>8} {'size':>10} {'plain':>8} {'worker':>8} {'ratio':>6} {'plain CPU':>10} "
+        f"{'worker CPU':>10} {'CPU ratio':>9} {'speed':>7}",
+        [f"{'render':<8} {row['output_s']:>7.2f}s {row['size']:>10} {row['plain_s']:>7.2f}s {row['worker_s']:>7.2f}s "
+         f"{row['ratio']:>5.2f}x {row['plain_cpu_s']:>9.2f}s {row['worker_cpu_s']:>9.2f}s {row['cpu_ratio']:>8.2f}x "
+         f"{row['plain_speed_x']:>6.2f}x"])
 
 
 def main() -> None:
@@ -207,19 +137,14 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=1080)
     parser.add_argument("--runs", type=int, default=2, help="runs per side")
     parser.add_argument("--preset", default="veryfast")
+    add_run_options(parser, "3 s of output at 360p, 1 run per side")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="gv-bench-render-"))
-    redis_proc, redis_url = procs.start_redis(data_dir=work / "redis")
-    try:
-        env = bench_env(work, redis_url)
-        use_client_env(env)
+    apply_quick(parser, args, seconds=3.0, height=360, runs=1)
+    with video_bench("gv-bench-render-") as (work, env):
         job = job_for(scenes(work / "media", args.seconds, args.height), args.height, args.preset)
         row = summarise(job, args.seconds, measure(job, args.runs, env, work))
-        print_table(row)
-        write_results([row])
-    finally:
-        redis_proc.stop()
-        shutil.rmtree(work, ignore_errors=True)
+        show(row)
+        write_results(output_path(args, RESULTS), [row])
 
 
 if __name__ == "__main__":

@@ -19,15 +19,14 @@ Absolute speeds vary ±25-60 % between runs on shared machines; compare figures 
 
     .venv/bin/python bench/winners.py [--winners 10000] [--vectors 100000] [--queries 1000] [--quick]
 
-Prints a table and writes bench/results/winners.json.
+Prints a table and writes bench/results/winners.json (``--output PATH`` elsewhere). ``--quick`` is a smoke run
+(1,000 winners, 20,000 vectors, 200 queries) that writes no results unless ``--output`` is given.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import resource
 import sys
 import tempfile
@@ -38,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import RESULTS_DIR, add_run_options, apply_quick, machine_info, output_path, write_json
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results" / "winners.json"
+RESULTS = RESULTS_DIR / "winners.json"
 TARGET_REBUILD_S = 120.0
 TARGET_SEARCH_P99_MS = 10.0
 TARGET_WINNERS, TARGET_VECTORS = 10_000, 100_000  # the targets hold at these sizes; smaller runs are not judged
@@ -66,13 +65,8 @@ def configure(workdir: Path, threads: int) -> str:
 
 
 def machine() -> dict[str, Any]:
-    load = os.getloadavg()
-    return {
-        "cpus": os.cpu_count(),
-        "load_average_1m_at_start": round(load[0], 2),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-    }
+    info = machine_info()
+    return {"cpus": info["cpus"], "load_average_1m_at_start": round(os.getloadavg()[0], 2), **info}
 
 
 def percentile_ms(samples_s: Sequence[float], q: float) -> float:
@@ -350,13 +344,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-texts", type=int, default=2000)
     parser.add_argument("--single-texts", type=int, default=300)
     parser.add_argument("--threads", type=int, default=1, help="ML_NUM_THREADS for torch and FAISS (service default 1)")
-    parser.add_argument("--quick", action="store_true", help="1,000 winners, 20,000 vectors, 200 queries")
+    add_run_options(parser, "1,000 winners, 20,000 vectors, 200 queries, 500 + 100 texts")
     args = parser.parse_args(argv)
-    if args.quick:
-        args.winners, args.vectors, args.queries, args.batch_texts, args.single_texts = 1000, 20_000, 200, 500, 100
+    apply_quick(parser, args, winners=1000, vectors=20_000, queries=200, batch_texts=500, single_texts=100)
+    arguments = {name: value for name, value in vars(args).items() if name != "output"}  # the keys of old results
     with tempfile.TemporaryDirectory(prefix="gv-bench-winners-") as tmp:
         configure(Path(tmp), args.threads)
-        report: dict[str, Any] = {"machine": machine(), "threads": args.threads, "arguments": vars(args)}
+        report: dict[str, Any] = {"machine": machine(), "threads": args.threads, "arguments": arguments}
         report["embeddings"] = bench_embeddings(args.batch_texts, args.single_texts)
         report["rebuild"], real = bench_rebuild(args.winners)
         report["search"] = bench_search(corpus(real, args.vectors), args.queries)
@@ -364,9 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report["end_to_end_search"] = bench_end_to_end(min(200, args.queries))
         report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     print_table(report)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written {RESULTS.relative_to(ROOT)}")
+    write_json(output_path(args, RESULTS), report, indent=2)
     return 0
 
 
