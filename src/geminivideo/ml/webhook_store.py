@@ -8,16 +8,17 @@ insert is committed is ``process_hubspot_webhook`` sent; if the broker is down t
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
-from sqlalchemy import Table, func, or_, select, update
+from sqlalchemy import Table, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -52,6 +53,10 @@ class StoreOutcome:
         return [e for e in self.new if e.deal is not None] + self.unsent
 
 
+_ROW_COLUMNS = ("idempotency_key", "source", "event_type", "portal_id", "object_id", "occurred_at", "received_at",
+                "payload", "deal_payload", "status", "attempts", "deliveries")
+
+
 def _row(event: IncomingEvent, received_at: datetime) -> dict[str, Any]:
     return {
         "idempotency_key": event.key, "source": event.source, "event_type": event.event_type,
@@ -62,18 +67,56 @@ def _row(event: IncomingEvent, received_at: datetime) -> dict[str, Any]:
     }
 
 
-def store_events(session: Session, events: Sequence[IncomingEvent], *, received_at: datetime) -> StoreOutcome:
-    """Insert the events that are new; count another delivery on the ones already stored."""
-    outcome = StoreOutcome()
-    if not events:
-        return outcome
-    # One cached statement, rows as parameters (SQLAlchemy batches them into multi-row INSERTs).
+# PostgreSQL gets the whole batch as ONE json parameter, expanded into rows by json_to_recordset: a short
+# statement that psycopg caches and PostgreSQL prepares. The multi-row VALUES statement SQLAlchemy builds
+# otherwise has 12 parameters per row, too long for psycopg's statement cache, so it was re-parsed on every
+# request (a fifth of the API's CPU with 100-event batches). The JSON columns are nested as JSON *text* and
+# cast back, so PostgreSQL receives exactly the text psycopg would have sent for them (a \u0000 escape in
+# an event's own fields is accepted by the json type but not when a record field is unescaped).
+_PG_TYPES = {"portal_id": "bigint", "occurred_at": "timestamptz", "received_at": "timestamptz",
+             "attempts": "integer", "deliveries": "integer"}
+_PG_JSON_COLUMNS = ("payload", "deal_payload")
+_PG_INSERT_NEW = text(
+    f"INSERT INTO {_EVENTS.name} ({', '.join(_ROW_COLUMNS)}) SELECT "
+    + ", ".join(f"CAST(r.{c} AS json)" if c in _PG_JSON_COLUMNS else f"r.{c}" for c in _ROW_COLUMNS)
+    + " FROM json_to_recordset(CAST(:rows AS json)) AS r("
+    + ", ".join(f"{c} {_PG_TYPES.get(c, 'text')}" for c in _ROW_COLUMNS)
+    + ") ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key"
+)
+
+
+def _pg_rows_json(rows: Sequence[dict[str, Any]]) -> str:
+    nested = [{**row, **{c: None if row[c] is None else json.dumps(row[c]) for c in _PG_JSON_COLUMNS}} for row in rows]
+    return json.dumps(nested, default=_utc_iso)
+
+
+def _utc_iso(value: object) -> str:
+    if not isinstance(value, datetime):
+        raise TypeError(f"webhook_events row: {type(value).__name__} is not JSON serialisable")
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: store timezone-aware UTC values")
+    return value.astimezone(UTC).isoformat()
+
+
+def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert the rows whose key is not stored yet (one statement); return the keys inserted now."""
+    if session.get_bind().dialect.name == "postgresql":
+        return set(session.execute(_PG_INSERT_NEW, {"rows": _pg_rows_json(rows)}).scalars())
+    # SQLite: one cached statement, rows as parameters (SQLAlchemy batches them into multi-row INSERTs).
     statement = (
         dialect_insert(session, _EVENTS)
         .on_conflict_do_nothing(index_elements=["idempotency_key"])
         .returning(_EVENTS.c.idempotency_key)
     )
-    inserted = set(session.execute(statement, [_row(e, received_at) for e in events]).scalars())
+    return set(session.execute(statement, rows).scalars())
+
+
+def store_events(session: Session, events: Sequence[IncomingEvent], *, received_at: datetime) -> StoreOutcome:
+    """Insert the events that are new; count another delivery on the ones already stored."""
+    outcome = StoreOutcome()
+    if not events:
+        return outcome
+    inserted = _insert_new(session, [_row(e, received_at) for e in events])
     outcome.new = [e for e in events if e.key in inserted]
     outcome.duplicates = [e for e in events if e.key not in inserted]
     if outcome.duplicates:

@@ -186,6 +186,30 @@ def test_store_events_concurrently_stores_each_event_once(database_url: str) -> 
     assert row.deliveries == 6 and row.status == EventStatus.PENDING
 
 
+def test_store_events_keeps_every_column_as_received(database_url: str) -> None:
+    """PostgreSQL stores a batch through one json_to_recordset statement: nothing may change on the way."""
+    deal, contact = unique("deal"), unique("contact")
+    odd = {"nested": [1, 2.5, None, True, {"k": "é ☃ 😀"}], "nul": "a\u0000b", "quote": "\"'\\"}
+    raw = json.dumps([
+        {"portalId": 7, "occurredAt": 1_714_560_000_123, "subscriptionType": "deal.propertyChange",
+         "objectId": deal, "propertyName": "dealstage", "propertyValue": "contractsent", "extra": odd},
+        {"portalId": 7, "occurredAt": 1_714_560_000_456, "subscriptionType": "contact.creation", "objectId": contact},
+    ]).encode()
+    received = datetime(2024, 5, 1, 10, 0, 0, 123456, tzinfo=UTC)
+    events = parse_body(raw, received_at=received)
+    with session_scope() as session:
+        assert len(webhook_store.store_events(session, events, received_at=received).new) == 2
+    (stage,) = event_rows(deal)
+    (ignored,) = event_rows(contact)
+    assert stage.payload == json.loads(raw)[0] and stage.payload["extra"] == odd
+    assert stage.deal_payload == events[0].deal and stage.deal_payload is not None
+    assert (stage.idempotency_key, stage.source, stage.event_type, stage.portal_id) == (
+        events[0].key, "hubspot", "deal.propertyChange", 7)
+    assert stage.occurred_at == datetime(2024, 5, 1, 10, 40, 0, 123000, tzinfo=UTC) and stage.received_at == received
+    assert (stage.status, stage.attempts, stage.deliveries, stage.enqueued_at) == (EventStatus.PENDING, 0, 1, None)
+    assert (ignored.status, ignored.deal_payload, ignored.event_type) == (EventStatus.IGNORED, None, "contact.creation")
+
+
 def test_invalid_change_fails_at_once_and_is_recorded(database_url: str) -> None:
     tenant, _ = make_ad()
     deal = unique("deal")
