@@ -209,12 +209,16 @@ def attribute(session: Session, ids: Identifiers) -> Attribution:
     return result
 
 
+# Built once: the worker writes one attempt per conversion, and building the statement cost as much as running it.
+_INSERT_ATTEMPT = insert(cast(Table, AttributionAttempt.__table__))
+
+
 def record_attempt(session: Session, *, event_key: str, tenant_id: str, deal_id: str, ids: Identifiers,
                    attribution: Attribution) -> None:
     won = attribution.winner
-    session.execute(insert(cast(Table, AttributionAttempt.__table__)).values(
-        event_key=event_key, tenant_id=tenant_id, deal_id=deal_id, layers=attribution.to_dict()["layers"],
-        layer=won.layer if won else None, ad_id=won.ad_id if won else None,
-        click_event_id=won.click_event_id if won else None, confidence=won.confidence if won else None,
-        conversion_at=ids.occurred_at, created_at=utcnow(),
-    ))
+    session.execute(_INSERT_ATTEMPT, {
+        "event_key": event_key, "tenant_id": tenant_id, "deal_id": deal_id,
+        "layers": [asdict(layer) for layer in attribution.layers], "layer": won.layer if won else None,
+        "ad_id": won.ad_id if won else None, "click_event_id": won.click_event_id if won else None,
+        "confidence": won.confidence if won else None, "conversion_at": ids.occurred_at, "created_at": utcnow(),
+    })

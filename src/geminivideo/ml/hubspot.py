@@ -21,11 +21,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, or_, select, text, update
+from sqlalchemy import Table, bindparam, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from geminivideo.config import get_settings
@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 # Core tables for the per-event hot path: plain statements skip the ORM's bookkeeping.
 _EVENTS = cast(Table, WebhookEvent.__table__)
 _CONVERSIONS = cast(Table, Conversion.__table__)
+_DEALS = cast(Table, DealState.__table__)
+_PIPELINES = cast(Table, TenantPipeline.__table__)
 
 
 # ─── Ingestion (API) ────────────────────────────────────────────────────────────────────────────────
@@ -202,37 +204,86 @@ class _Claimed:
     received_at: datetime
 
 
+@dataclass(frozen=True)
+class _Deal:
+    """A ``deal_states`` row (without its key), as read under the deal's lock or about to be written."""
+
+    stage: str
+    amount: float | None
+    expected_value: float
+    opening_value: float
+    credited_value: float
+    won: bool
+    cash_credited: float
+    ad_id: str | None
+    ad_credited_value: float  # what ad_id's sampler state has received from this deal
+    ad_cash_credited: float
+    ad_won: bool
+    last_occurred_at: datetime | None
+    last_event_key: str | None
+
+
+_DEAL_COLUMNS = tuple(f.name for f in fields(_Deal))
+
+# The per-event statements, built once: building and hashing a statement per call cost about as much CPU as
+# running it (py-spy/cProfile of the worker). Values travel as parameters; an UPDATE without .values() sets
+# the columns named by its parameters, and the key's parameters are named apart from the columns.
+_CLAIM = (
+    update(_EVENTS).where(_EVENTS.c.idempotency_key == bindparam("key"))
+    .values(attempts=_EVENTS.c.attempts + 1)
+    .returning(_EVENTS.c.status, _EVENTS.c.result, _EVENTS.c.received_at)
+)
+_FINISH = update(_EVENTS).where(_EVENTS.c.idempotency_key == bindparam("key"))
+_PIPELINE_COLUMNS = (_PIPELINES.c.tenant_id, _PIPELINES.c.portal_id, _PIPELINES.c.config)
+_PIPELINE_OF_TENANT = select(*_PIPELINE_COLUMNS).where(_PIPELINES.c.tenant_id == bindparam("tenant_id"))
+_PIPELINE_OF_TENANT_OR_PORTAL = select(*_PIPELINE_COLUMNS).where(
+    or_(_PIPELINES.c.tenant_id == bindparam("tenant_id"), _PIPELINES.c.portal_id == bindparam("portal_id")))
+_LOCK_DEAL = text("SELECT pg_advisory_xact_lock(:id)")
+_DEAL_KEY = (_DEALS.c.tenant_id == bindparam("key_tenant_id")) & (_DEALS.c.deal_id == bindparam("key_deal_id"))
+_READ_DEAL = select(*(_DEALS.c[name] for name in _DEAL_COLUMNS)).where(_DEAL_KEY)
+_INSERT_DEAL = insert(_DEALS)
+_UPDATE_DEAL = update(_DEALS).where(_DEAL_KEY)
+_INSERT_CONVERSION = insert(_CONVERSIONS)
+
+
 def _claim(session: Session, key: str) -> _Claimed | None:
     """Lock the event row by writing to it first (see the module docstring); None when it does not exist."""
-    events = _EVENTS.c
-    row = session.execute(
-        update(_EVENTS).where(events.idempotency_key == key)
-        .values(attempts=events.attempts + 1)
-        .returning(events.status, events.result, events.received_at)
-    ).first()
+    row = session.execute(_CLAIM, {"key": key}).first()
     return _Claimed(row.status, row.result, row.received_at) if row is not None else None
 
 
 def _finish(session: Session, key: str, result: WebhookResult) -> None:
     status = EventStatus.STALE if result.status == "stale" else EventStatus.PROCESSED
-    session.execute(update(_EVENTS).where(_EVENTS.c.idempotency_key == key).values(
-        status=status, result=result.model_dump(mode="json"), processed_at=utcnow(), error=None))
+    session.execute(_FINISH, {"key": key, "status": status, "result": result.model_dump(mode="json"),
+                              "processed_at": utcnow(), "error": None})
 
 
-def _lock_deal(session: Session, tenant_id: str, deal_id: str) -> DealState | None:
+def _lock_deal(session: Session, tenant_id: str, deal_id: str) -> _Deal | None:
+    """Take the deal's lock (PostgreSQL; SQLite already serialises writers) and read it fresh."""
     if session.get_bind().dialect.name == "postgresql":
         lock_id = int.from_bytes(hashlib.sha256(f"deal\x1f{tenant_id}\x1f{deal_id}".encode()).digest()[:8], "big",
                                  signed=True)
-        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": lock_id})
-    return session.get(DealState, (tenant_id, deal_id), populate_existing=True)
+        session.execute(_LOCK_DEAL, {"id": lock_id})
+    row = session.execute(_READ_DEAL, {"key_tenant_id": tenant_id, "key_deal_id": deal_id}).first()
+    return _Deal(*row) if row is not None else None
+
+
+def _write_deal(session: Session, tenant_id: str, deal_id: str, deal: _Deal, *, exists: bool) -> None:
+    values: dict[str, Any] = {name: getattr(deal, name) for name in _DEAL_COLUMNS}
+    values["updated_at"] = utcnow()
+    if exists:
+        session.execute(_UPDATE_DEAL, {"key_tenant_id": tenant_id, "key_deal_id": deal_id, **values})
+    else:
+        session.execute(_INSERT_DEAL, {"tenant_id": tenant_id, "deal_id": deal_id, **values})
 
 
 def resolve_pipeline(session: Session, change: DealStageChange) -> tuple[str, PipelineConfig]:
     """The tenant (a HubSpot portal maps to its configured tenant) and its pipeline, else the default."""
-    match = TenantPipeline.tenant_id == change.tenant_id
-    if change.portal_id is not None:
-        match = or_(match, TenantPipeline.portal_id == change.portal_id)
-    rows = list(session.scalars(select(TenantPipeline).where(match)))
+    if change.portal_id is None:
+        rows = list(session.execute(_PIPELINE_OF_TENANT, {"tenant_id": change.tenant_id}))
+    else:
+        rows = list(session.execute(_PIPELINE_OF_TENANT_OR_PORTAL,
+                                    {"tenant_id": change.tenant_id, "portal_id": change.portal_id}))
     # A portal's configured tenant wins over the tenant id the event was given.
     row = next((r for r in rows if change.portal_id is not None and r.portal_id == change.portal_id), None)
     row = row or next((r for r in rows if r.tenant_id == change.tenant_id), None)
@@ -251,7 +302,7 @@ def save_pipeline(session: Session, tenant_id: str, config: PipelineConfig) -> N
     session.flush()
 
 
-def _book(deal: DealState | None) -> revenue.DealBook | None:
+def _book(deal: _Deal | None) -> revenue.DealBook | None:
     if deal is None:
         return None
     return revenue.DealBook(deal.stage, deal.expected_value, deal.credited_value, deal.opening_value, deal.won,
@@ -264,7 +315,7 @@ class _Context:
     change: DealStageChange
     tenant_id: str
     pipeline: PipelineConfig
-    deal: DealState | None
+    deal: _Deal | None
     occurred_at: datetime
     amount: float
     amount_source: str
@@ -283,13 +334,14 @@ def _apply(session: Session, key: str, change: DealStageChange, pre: Prefetched)
     ctx = _Context(key, change, tenant_id, pipeline, deal, change.occurred_at or row.received_at, amount, source,
                    pre.crm)
     stale_reason = _stale_reason(ctx)
+    # Core statements run at once, in order: the conversion's unique event_key is checked before the event
+    # is marked done.
     result = _stale(ctx, stale_reason) if stale_reason else _credit(session, ctx)
-    session.flush()  # the conversion's unique event_key is checked before the event is marked done
     _finish(session, key, result)
     return result
 
 
-def _amount(pre: Prefetched, deal: DealState | None, pipeline: PipelineConfig) -> tuple[float, str]:
+def _amount(pre: Prefetched, deal: _Deal | None, pipeline: PipelineConfig) -> tuple[float, str]:
     if pre.amount is not None and pre.amount_source:
         return pre.amount, pre.amount_source
     if deal is not None and deal.amount is not None:
@@ -354,24 +406,25 @@ def _credit(session: Session, ctx: _Context) -> WebhookResult:
     change = revenue.apply_change(ctx.pipeline, prior=_book(ctx.deal), stage_to=stage_to, amount=ctx.amount,
                                   stage_from_hint=ctx.change.stage_from, tenant_id=ctx.tenant_id)
     ad_id, found = _attribute(session, ctx)
-    deal = ctx.deal or DealState(tenant_id=ctx.tenant_id, deal_id=ctx.change.deal_id, ad_credited_value=0.0,
-                                 ad_cash_credited=0.0, ad_won=False)
-    if ctx.deal is None:
-        session.add(deal)
-    deal.stage, deal.amount, deal.expected_value = change.book.stage, ctx.amount, change.book.expected_value
-    deal.opening_value, deal.credited_value = change.book.opening_value, change.book.credited_value
-    deal.won, deal.cash_credited = change.book.won, change.book.cash_credited
-    deal.last_occurred_at, deal.last_event_key = ctx.occurred_at, ctx.key
-    deal.ad_id = ad_id
-    ad_credit, note = _credit_ad(session, deal)
-    session.execute(insert(_CONVERSIONS).values(
-        event_key=ctx.key, tenant_id=ctx.tenant_id, deal_id=ctx.change.deal_id, ad_id=ad_id,
-        stage_from=change.stage_from, stage_to=stage_to, amount=ctx.amount, amount_source=ctx.amount_source,
-        synthetic_value=change.synthetic_value, credit=change.credit, ad_credit=ad_credit.pipeline_value,
-        cash_credit=change.cash_credit, attributed_spend=ctx.change.attributed_spend,
-        attribution_layer=found.get("layer"), attribution_confidence=found.get("confidence"),
-        occurred_at=ctx.occurred_at, created_at=utcnow(),
-    ))
+    prior = ctx.deal
+    book = change.book
+    deal = _Deal(
+        stage=book.stage, amount=ctx.amount, expected_value=book.expected_value, opening_value=book.opening_value,
+        credited_value=book.credited_value, won=book.won, cash_credited=book.cash_credited, ad_id=ad_id,
+        ad_credited_value=prior.ad_credited_value if prior else 0.0,
+        ad_cash_credited=prior.ad_cash_credited if prior else 0.0, ad_won=prior.ad_won if prior else False,
+        last_occurred_at=ctx.occurred_at, last_event_key=ctx.key,
+    )
+    ad_credit, note, deal = _credit_ad(session, deal)
+    _write_deal(session, ctx.tenant_id, ctx.change.deal_id, deal, exists=prior is not None)
+    session.execute(_INSERT_CONVERSION, {
+        "event_key": ctx.key, "tenant_id": ctx.tenant_id, "deal_id": ctx.change.deal_id, "ad_id": ad_id,
+        "stage_from": change.stage_from, "stage_to": stage_to, "amount": ctx.amount,
+        "amount_source": ctx.amount_source, "synthetic_value": change.synthetic_value, "credit": change.credit,
+        "ad_credit": ad_credit.pipeline_value, "cash_credit": change.cash_credit,
+        "attributed_spend": ctx.change.attributed_spend, "attribution_layer": found.get("layer"),
+        "attribution_confidence": found.get("confidence"), "occurred_at": ctx.occurred_at, "created_at": utcnow(),
+    })
     return WebhookResult(
         status="processed", synthetic_revenue=change.synthetic_value, attribution=found, ad_id=ad_id,
         deal_id=ctx.change.deal_id, credit=change.credit, event_key=ctx.key, tenant_id=ctx.tenant_id,
@@ -380,20 +433,25 @@ def _credit(session: Session, ctx: _Context) -> WebhookResult:
     )
 
 
-def _credit_ad(session: Session, deal: DealState) -> tuple[AdCredit, str | None]:
-    """Bring the ad's sampler state up to the deal's totals (a late attribution catches up in one go)."""
+def _credit_ad(session: Session, deal: _Deal) -> tuple[AdCredit, str | None, _Deal]:
+    """Bring the ad's sampler state up to the deal's totals (a late attribution catches up in one go).
+
+    Returns the credit given, a note when the ad is unknown, and the deal with what its ad has received.
+    """
     if not deal.ad_id:
-        return AdCredit(feedback=0), None
+        return AdCredit(feedback=0), None, deal
     credit = AdCredit(
         pipeline_value=round(deal.credited_value - deal.ad_credited_value, 6),
         cash_revenue=round(deal.cash_credited - deal.ad_cash_credited, 6),
         conversions=int(deal.won) - int(deal.ad_won),
     )
     if not ad_exists(session, deal.ad_id):
-        return AdCredit(feedback=0), f"ad {deal.ad_id!r} is not in the ads table: its sampler state was not credited"
+        note = f"ad {deal.ad_id!r} is not in the ads table: its sampler state was not credited"
+        return AdCredit(feedback=0), note, deal
     credit_ad(session, deal.ad_id, credit)
-    deal.ad_credited_value, deal.ad_cash_credited, deal.ad_won = deal.credited_value, deal.cash_credited, deal.won
-    return credit, None
+    caught_up = replace(deal, ad_credited_value=deal.credited_value, ad_cash_credited=deal.cash_credited,
+                        ad_won=deal.won)
+    return credit, None, caught_up
 
 
 def _hint_note(ctx: _Context, applied_from: str | None) -> str | None:
