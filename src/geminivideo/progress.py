@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import redis
 
@@ -20,6 +21,32 @@ log = logging.getLogger(__name__)
 
 STATUS_TTL_S = 24 * 3600
 DEFAULT_MIN_INTERVAL_S = 0.5  # at most ~2 processing messages per second
+
+
+# SETEX + PUBLISH, unless the update is not final and the stored record already is (atomic in Redis).
+_PUBLISH_LUA = """
+if ARGV[3] == '0' then
+  local current = redis.call('GET', KEYS[1])
+  if current then
+    local ok, record = pcall(cjson.decode, current)
+    if ok and (record['status'] == 'completed' or record['status'] == 'failed' or record['status'] == 'cancelled') then
+      return 0
+    end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('PUBLISH', KEYS[2], ARGV[1])
+return 1
+"""
+_scripts: dict[int, Any] = {}
+
+
+def _publish_script(client: redis.Redis) -> Any:
+    """The registered Lua script for ``client`` (redis-py loads it once and calls it by SHA)."""
+    key = id(client)
+    if key not in _scripts:
+        _scripts[key] = client.register_script(_PUBLISH_LUA)
+    return _scripts[key]
 
 
 def status_key(task_id: str) -> str:
@@ -53,6 +80,7 @@ class ProgressPublisher:
         self._last_sent_at: float | None = None
         self._last_status: TaskStatus | None = None
         self._progress = self._stored_progress()
+        self._superseded = False
 
     def _stored_progress(self) -> float:
         # A retried task starts over; the published figure holds until the new attempt passes it.
@@ -71,7 +99,10 @@ class ProgressPublisher:
     def publish(
         self, status: TaskStatus, progress: float | None = None, message: str = "", *, force: bool = False
     ) -> ProgressEvent | None:
-        """Send an update; return it, or None when rate-limited. Never raises on Redis trouble."""
+        """Send an update; return it, or None when rate-limited or the task already ended. Never raises on
+        Redis trouble."""
+        if self._superseded and status not in FINAL_STATUSES:
+            return None
         if status is TaskStatus.COMPLETED:
             progress = 100.0
         if progress is not None:
@@ -86,6 +117,8 @@ class ProgressPublisher:
         )
         if self._send(event):
             self._last_sent_at, self._last_status = now, status
+        elif self._superseded:
+            return None
         return event
 
     def _send(self, event: ProgressEvent) -> bool:
@@ -98,10 +131,13 @@ class ProgressPublisher:
                     return False
                 self._client.publish(progress_channel(self.task_id), body)
                 return True
-            pipe = self._client.pipeline(transaction=False)
-            pipe.setex(status_key(self.task_id), STATUS_TTL_S, body)
-            pipe.publish(progress_channel(self.task_id), body)
-            pipe.execute()
+            final = "1" if event.status in FINAL_STATUSES else "0"
+            keys = [status_key(self.task_id), progress_channel(self.task_id)]
+            if not _publish_script(self._client)(keys=keys, args=[body, STATUS_TTL_S, final]):
+                # The task already ended (e.g. a second delivery finished first while this one was cut off):
+                # a late attempt must not turn "completed" back into "processing".
+                self._superseded = True
+                return False
         except redis.RedisError as exc:
             # Progress is advisory: a Redis hiccup must not fail a one-hour render.
             log.warning("progress for %s not published: %s", self.task_id, exc)

@@ -103,3 +103,16 @@ def test_follow_sees_every_update_until_the_final_one(redis_client, task_id: str
     thread.join(20)
     assert [e.status for e in seen] == ["queued", "processing", "processing", "processing", "completed"]
     assert [e.progress for e in seen] == [0, 10, 50, 90, 100]
+
+
+def test_a_late_attempt_never_reopens_a_finished_task(redis_client, task_id: str) -> None:
+    """Given a task completed by a second delivery, a cut-off first attempt's updates are dropped."""
+    late = ProgressPublisher(redis_client, task_id, min_interval_s=0)
+    late.publish(TaskStatus.PROCESSING, 30)
+    ProgressPublisher(redis_client, task_id).publish(TaskStatus.COMPLETED)
+    assert late.processing(60) is None
+    assert late.processing(70) is None
+    stored = read_status(redis_client, task_id)
+    assert stored is not None and stored.status is TaskStatus.COMPLETED and stored.progress == 100
+    # A final status may still replace a final one (a redelivered task that ends differently).
+    assert late.publish(TaskStatus.COMPLETED) is not None
