@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from typing import Annotated, Any
 
 import sqlalchemy.exc
@@ -95,7 +94,8 @@ async def hubspot_webhook(request: Request, settings: SettingsDep) -> dict[str, 
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, TransientError) as exc:
         log.warning("webhook not stored, asking the sender to retry: %s", exc)
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, "events could not be stored; retry later") from None
-    return {"signature": verified, **asdict(report)}
+    # vars(), not asdict(): asdict deep-copies the 100 per-event dicts, ~5% of the request's CPU (py-spy).
+    return {"signature": verified, **vars(report)}
 
 
 def _in_session(fn: Any, *args: Any, **kwargs: Any) -> Any:

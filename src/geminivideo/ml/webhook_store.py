@@ -18,7 +18,7 @@ from typing import Any, cast
 
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
-from sqlalchemy import Table, func, or_, select, text, update
+from sqlalchemy import String, Table, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -189,15 +189,26 @@ def _send_each(items: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
     return sent
 
 
+# PostgreSQL: the keys as one array parameter, so the statement text does not grow with the batch (an IN list
+# of 100 parameters is re-parsed by psycopg on every request, like the multi-row INSERT above).
+_PG_MARK_ENQUEUED = (
+    update(_EVENTS)
+    .where(_EVENTS.c.idempotency_key == func.any(bindparam("keys", type_=postgresql.ARRAY(String))),
+           _EVENTS.c.status == EventStatus.PENDING)
+    .values(status=EventStatus.ENQUEUED, enqueued_at=bindparam("now"))
+)
+_MARK_ENQUEUED = (
+    update(_EVENTS)
+    .where(_EVENTS.c.idempotency_key.in_(bindparam("keys", expanding=True)), _EVENTS.c.status == EventStatus.PENDING)
+    .values(status=EventStatus.ENQUEUED, enqueued_at=bindparam("now"))
+)
+
+
 def mark_enqueued(session: Session, keys: Sequence[str]) -> None:
     if not keys:
         return
-    events = _EVENTS.c
-    session.execute(
-        update(_EVENTS)
-        .where(events.idempotency_key.in_(list(keys)), events.status == EventStatus.PENDING)
-        .values(status=EventStatus.ENQUEUED, enqueued_at=utcnow())
-    )
+    postgres = session.get_bind().dialect.name == "postgresql"
+    session.execute(_PG_MARK_ENQUEUED if postgres else _MARK_ENQUEUED, {"keys": list(keys), "now": utcnow()})
 
 
 def record_failure(session: Session, key: str, error: str, *, final: bool) -> None:

@@ -210,6 +210,23 @@ def test_store_events_keeps_every_column_as_received(database_url: str) -> None:
     assert (ignored.status, ignored.deal_payload, ignored.event_type) == (EventStatus.IGNORED, None, "contact.creation")
 
 
+def test_mark_enqueued_moves_only_pending_events(database_url: str) -> None:
+    deals = [unique("deal") for _ in range(3)]
+    raw = json.dumps([
+        {"portalId": 8, "occurredAt": 1_714_560_000_000, "subscriptionType": "deal.propertyChange",
+         "objectId": deal, "propertyName": "dealstage", "propertyValue": "qualifiedtobuy"} for deal in deals]).encode()
+    events = parse_body(raw, received_at=T0)
+    with session_scope() as session:
+        webhook_store.store_events(session, events, received_at=T0)
+    assert events[0].deal is not None
+    hubspot.process_event(events[0].deal)  # a fast worker applied it before the API marked it
+    with session_scope() as session:
+        webhook_store.mark_enqueued(session, [e.key for e in events] + ["0" * 64])
+    rows = [event_rows(deal)[0] for deal in deals]
+    assert [r.status for r in rows] == [EventStatus.PROCESSED, EventStatus.ENQUEUED, EventStatus.ENQUEUED]
+    assert rows[0].enqueued_at is None and rows[1].enqueued_at is not None and rows[2].enqueued_at is not None
+
+
 def test_invalid_change_fails_at_once_and_is_recorded(database_url: str) -> None:
     tenant, _ = make_ad()
     deal = unique("deal")
