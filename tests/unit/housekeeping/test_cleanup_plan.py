@@ -41,8 +41,10 @@ def age_dir(path: Path, age_days: float) -> None:
     os.utime(path, (stamp, stamp))
 
 
-def limits(max_age_days: float = 7, max_bytes: float = 1e12, partial_age_s: float = 3600) -> Limits:
-    return Limits(max_age_days * DAY_S, max_bytes, partial_age_s, time.time())
+def limits(
+    max_age_days: float = 7, max_bytes: float = 1e12, partial_age_s: float = 3600, now: float | None = None
+) -> Limits:
+    return Limits(max_age_days * DAY_S, max_bytes, partial_age_s, time.time() if now is None else now)
 
 
 def planned(root: Path, held: set[Path] | None = None, **kw: float) -> tuple[set[Path], list[Path], int]:
@@ -208,7 +210,9 @@ def test_plan_never_takes_held_files_and_meets_the_cap_when_it_can(
     spec: list[tuple[str, int, float, bool]], max_age_days: float, cap: int
 ) -> None:
     tree, held = _tree(spec)
-    plan = plan_cleanup(tree, held, limits(max_age_days=max_age_days, max_bytes=cap))
+    # Planned at NOW, the instant the tree's mtimes are measured from: a later clock would age every file
+    # by however long the session has run and move some across the age boundary the checks below assume.
+    plan = plan_cleanup(tree, held, limits(max_age_days=max_age_days, max_bytes=cap, now=NOW))
     chosen = {f.path for f in plan.files}
     assert not chosen & held
     assert len(chosen) == len(plan.files)  # nothing planned twice
