@@ -343,7 +343,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--batch-texts", type=int, default=2000)
     parser.add_argument("--single-texts", type=int, default=300)
-    parser.add_argument("--threads", type=int, default=1, help="ML_NUM_THREADS for torch and FAISS (service default 1)")
+    parser.add_argument("--threads", type=int, default=1, help="ML_NUM_THREADS (embedding)")
     add_run_options(parser, "1,000 winners, 20,000 vectors, 200 queries, 500 + 100 texts")
     args = parser.parse_args(argv)
     apply_quick(parser, args, winners=1000, vectors=20_000, queries=200, batch_texts=500, single_texts=100)

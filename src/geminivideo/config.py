@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     # CPU threads torch and FAISS use in each ML process: an ML worker runs several pool processes, and on a
     # busy host more threads than free cores made embedding and search 3-10x slower (bench/winners.py).
     ml_num_threads: int = Field(1, ge=1, le=256)
+    # FAISS answers one query at a time: OpenMP threads only add overhead there (flat p99 at 100k vectors:
+    # 8.6 ms on 1 thread, 20.8 ms on 2, bench/winners.py), so FAISS gets its own, smaller default.
+    faiss_num_threads: int = Field(1, ge=1, le=256)
 
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     api_host: str = "127.0.0.1"

@@ -53,7 +53,7 @@ _threads_set_in: int | None = None
 
 
 def faiss_module() -> ModuleType:
-    """The faiss module (using ``ML_NUM_THREADS`` threads), or ModelUnavailable naming the package to install."""
+    """The faiss module (using ``FAISS_NUM_THREADS`` threads), or ModelUnavailable naming the package to install."""
     global _threads_set_in
     try:
         import faiss
@@ -64,7 +64,7 @@ def faiss_module() -> ModuleType:
     if _threads_set_in != os.getpid():
         from geminivideo.config import get_settings
 
-        faiss.omp_set_num_threads(get_settings().ml_num_threads)
+        faiss.omp_set_num_threads(get_settings().faiss_num_threads)
         _threads_set_in = os.getpid()
     return faiss
 
