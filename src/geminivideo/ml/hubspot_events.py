@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -56,18 +55,10 @@ def internal_key(change: DealStageChange, raw: dict[str, Any]) -> str:
     return _digest("internal-body", json.dumps(raw, sort_keys=True, separators=(",", ":"), default=str))
 
 
-# A \u0000 escape that is not itself escaped (an odd number of backslashes before "u0000").
-_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
-
-
 def _decode(raw: bytes) -> Any:
     try:
         # Decoded as UTF-8 explicitly: json.loads(bytes) would guess UTF-16/32 from the first bytes.
-        text = raw.decode("utf-8")
-        if _NUL_ESCAPE.search(text):
-            # PostgreSQL text and JSON cannot hold NUL: refuse it here (400) rather than fail the insert.
-            raise InvalidPayload("body contains a NUL character (\\u0000), which no field may hold")
-        return json.loads(text)
+        return json.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise InvalidPayload("body is not UTF-8 encoded JSON") from None
     except json.JSONDecodeError as exc:

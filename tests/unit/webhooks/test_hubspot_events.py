@@ -103,15 +103,3 @@ def test_refusals_name_the_problem(raw: bytes, message: str) -> None:
 
 def test_empty_array_is_accepted() -> None:
     assert parse_body(b"[]", received_at=NOW) == []
-
-
-def test_a_nul_character_is_refused_before_any_database_sees_it() -> None:
-    body = b'{"dealId": "d-1", "stageTo": "closedwon\\u0000", "tenantId": "t"}'
-    with pytest.raises(InvalidPayload, match="NUL"):
-        parse_body(body, received_at=datetime.now(UTC))
-
-
-def test_an_escaped_backslash_before_u0000_is_plain_text() -> None:
-    events = parse_body(b'{"dealId": "d-1", "stageTo": "closed\\\\u0000won", "tenantId": "t"}',
-                        received_at=datetime.now(UTC))
-    assert len(events) == 1
