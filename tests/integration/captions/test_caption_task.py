@@ -250,14 +250,14 @@ def test_a_time_limit_mid_transcription_leaves_no_temp_audio_and_no_output(
     start_worker: Any, test_env: HarnessEnv, media: dict[str, Path]
 ) -> None:
     # Its own worker, so the module worker's pool process (and its model cache) is not disturbed. The limit
-    # travels with the message (Celery sends the caller's limits), so it is given per call: 5 s falls inside
-    # the transcription of 50 s of speech with base (load ~1-2 s, transcription ~10 s here).
+    # is given per call: 2 s falls inside the work on 75 s of speech with base (model load ~1-2 s, then
+    # transcription ~7 s on a quiet 2-core machine, more under load: 5 s was not always enough).
     private = f"caption-limit-{uuid.uuid4().hex[:8]}"
     start_worker("video", queues=[private], concurrency=1, name="caption-limit", WHISPER_ALLOW_DOWNLOAD="false")
     long_video = speech.speech_video(speech.ENGLISH_SENTENCES, media["english"].with_name("long-speech.mp4"),
-                                     repeat=2)
+                                     repeat=3)
     async_result = caption_task.apply_async(args=[str(long_video)], kwargs={"model": "base"}, queue=private,
-                                            soft_time_limit=5, time_limit=60)
+                                            soft_time_limit=2, time_limit=60)
     async_result.get(timeout=TASK_TIMEOUT_S, propagate=False)
     assert async_result.state == "FAILURE"
     assert "TimeLimit" in type(async_result.result).__name__
