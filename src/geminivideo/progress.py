@@ -11,7 +11,6 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import redis
 
@@ -38,16 +37,6 @@ redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 redis.call('PUBLISH', KEYS[2], ARGV[1])
 return 1
 """
-_scripts: dict[int, Any] = {}
-
-
-def _publish_script(client: redis.Redis) -> Any:
-    """The registered Lua script for ``client`` (redis-py loads it once and calls it by SHA)."""
-    key = id(client)
-    if key not in _scripts:
-        _scripts[key] = client.register_script(_PUBLISH_LUA)
-    return _scripts[key]
-
 
 def status_key(task_id: str) -> str:
     return f"task_status:{task_id}"
@@ -81,6 +70,8 @@ class ProgressPublisher:
         self._last_status: TaskStatus | None = None
         self._progress = self._stored_progress()
         self._superseded = False
+        # redis-py sends the script by SHA and loads it once per server; registering is local and cheap.
+        self._publish_script = client.register_script(_PUBLISH_LUA)
 
     def _stored_progress(self) -> float:
         # A retried task starts over; the published figure holds until the new attempt passes it.
@@ -133,7 +124,7 @@ class ProgressPublisher:
                 return True
             final = "1" if event.status in FINAL_STATUSES else "0"
             keys = [status_key(self.task_id), progress_channel(self.task_id)]
-            if not _publish_script(self._client)(keys=keys, args=[body, STATUS_TTL_S, final]):
+            if not self._publish_script(keys=keys, args=[body, STATUS_TTL_S, final]):
                 # The task already ended (e.g. a second delivery finished first while this one was cut off):
                 # a late attempt must not turn "completed" back into "processing".
                 self._superseded = True
