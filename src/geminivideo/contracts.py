@@ -142,10 +142,19 @@ class ProgressEvent(BaseModel):
 
 
 # ─── Helpers ────────────────────────────────────────────────────────────────────────────────────────
+def refuse_nul(value: Any) -> Any:
+    """No text field may hold NUL: PostgreSQL text cannot store it, and no path, stage or id contains one."""
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("contains a NUL character (\\u0000), which no text field may hold")
+    return value
+
+
 class Payload(BaseModel):
     """Base of every task payload: unknown fields are refused so typos do not pass silently."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    _no_nul = field_validator("*")(refuse_nul)
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -504,6 +513,9 @@ class HubSpotEvent(BaseModel):
     property_name: str | None = Field(None, alias="propertyName", max_length=256)
     property_value: str | None = Field(None, alias="propertyValue", max_length=4096)
     change_source: str | None = Field(None, alias="changeSource", max_length=128)
+
+    # Unknown (extra) fields keep any character: they are stored as received in a JSON column.
+    _no_nul = field_validator("*")(refuse_nul)
 
     @model_validator(mode="after")
     def _has_kind(self) -> HubSpotEvent:

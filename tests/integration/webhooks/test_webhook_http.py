@@ -106,6 +106,7 @@ def test_oversized_body_is_413_declared_or_streamed(api: httpx.Client) -> None:
          "[1].objectId"),
         (json.dumps([deal_event(occurredAt="yesterday")]).encode(), "[0].occurredAt"),
         (json.dumps({"dealId": "d-1"}).encode(), "stageTo is required"),
+        (json.dumps([deal_event(objectId="4\u00002")]).encode(), "[0].objectId: Value error, contains a NUL"),
     ],
 )
 def test_malformed_bodies_get_400_naming_the_problem(api: httpx.Client, body: bytes, message: str) -> None:

@@ -94,6 +94,10 @@ def test_internal_object_of_the_seed() -> None:
         (json.dumps({"dealId": "d", "stageTo": "x", "ip_address": "999.1.1.1"}).encode(), "ip_address"),
         (json.dumps({"dealId": "d", "stageTo": "x", "bogus": 1}).encode(), "bogus"),
         (json.dumps({"dealId": "d", "stageTo": "x", "occurredAt": "2999-01-01T00:00:00Z"}).encode(), "in the future"),
+        # PostgreSQL text cannot hold NUL: refused here (400) instead of failing the insert or the worker (500).
+        (body(hs_event(objectId="42\u00001")), r"\[0\]\.objectId: .*NUL"),
+        (body(hs_event(propertyValue="closed\u0000won")), r"\[0\]\.propertyValue: .*NUL"),
+        (json.dumps({"dealId": "d", "stageTo": "x", "tenantId": "t\u0000"}).encode(), "tenantId: .*NUL"),
     ],
 )
 def test_refusals_name_the_problem(raw: bytes, message: str) -> None:
@@ -103,3 +107,9 @@ def test_refusals_name_the_problem(raw: bytes, message: str) -> None:
 
 def test_empty_array_is_accepted() -> None:
     assert parse_body(b"[]", received_at=NOW) == []
+
+
+def test_a_nul_in_a_field_hubspot_added_is_kept_as_received() -> None:
+    """Unknown fields go to a JSON column unchanged (json, not jsonb, stores the \\u0000 escape)."""
+    (event,) = parse_body(body(hs_event(newField="a\u0000b")), received_at=NOW)
+    assert event.payload["newField"] == "a\x00b" and event.deal is not None
