@@ -7,6 +7,7 @@ Each domain's models live in their own section; change a section only with its d
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
@@ -19,6 +20,7 @@ from geminivideo.errors import InvalidPayload
 # ─── Names ──────────────────────────────────────────────────────────────────────────────────────────
 class TaskName(StrEnum):
     PROCESS_HUBSPOT_WEBHOOK = "process_hubspot_webhook"
+    PROCESS_HUBSPOT_EVENTS = "process_hubspot_events"  # a stored batch (what the webhook endpoint sends)
     MONITOR_ALL_ADS_FATIGUE = "monitor_all_ads_fatigue"
     MONITOR_FATIGUE = "monitor_fatigue"  # alias of MONITOR_ALL_ADS_FATIGUE
     AUTO_INDEX_WINNERS = "auto_index_winners"
@@ -76,6 +78,7 @@ ML_QUEUE_ORDER: tuple[QueueName, ...] = (
 
 TASK_QUEUE: dict[TaskName, QueueName] = {
     TaskName.PROCESS_HUBSPOT_WEBHOOK: QueueName.HUBSPOT_WEBHOOK_EVENTS,
+    TaskName.PROCESS_HUBSPOT_EVENTS: QueueName.HUBSPOT_WEBHOOK_EVENTS,
     TaskName.MONITOR_ALL_ADS_FATIGUE: QueueName.FATIGUE_MONITORING,
     TaskName.MONITOR_FATIGUE: QueueName.FATIGUE_MONITORING,
     TaskName.AUTO_INDEX_WINNERS: QueueName.BUDGET_OPTIMIZATION,
@@ -94,6 +97,7 @@ TASK_QUEUE: dict[TaskName, QueueName] = {
 
 ML_TASKS: tuple[TaskName, ...] = (
     TaskName.PROCESS_HUBSPOT_WEBHOOK,
+    TaskName.PROCESS_HUBSPOT_EVENTS,
     TaskName.MONITOR_ALL_ADS_FATIGUE,
     TaskName.MONITOR_FATIGUE,
     TaskName.AUTO_INDEX_WINNERS,
@@ -171,11 +175,27 @@ def parse_payload(model: type[M], data: Any) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for item in exc.errors(include_url=False):
-            where = ".".join(str(p) for p in item["loc"]) or "payload"
-            problems.append(f"{where}: {item['msg']}")
-        raise InvalidPayload(f"invalid {model.__name__}: " + "; ".join(problems)) from None
+        raise InvalidPayload(f"invalid {model.__name__}: " + describe_errors(exc)) from None
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_\-]+")
+
+
+def _quoted(key: str) -> str:
+    return repr(key).replace(";", "\\x3b").replace(":", "\\x3a")
+
+
+def describe_errors(exc: ValidationError, *, prefix: str = "", root: str = "payload") -> str:
+    """``where: what; …`` for each problem.
+
+    A key that is not a plain name is quoted, with ``;`` and ``:`` escaped so the message still reads as
+    ``where: what`` pairs (``'': Extra inputs…``, ``'a\\x3b b': Extra inputs…``).
+    """
+    problems = []
+    for item in exc.errors(include_url=False):
+        parts = [str(p) if isinstance(p, int) or _PLAIN_KEY.fullmatch(p) else _quoted(p) for p in item["loc"]]
+        problems.append(f"{prefix + '.'.join(parts) if parts else root}: {item['msg']}")
+    return "; ".join(problems)
 
 
 PositiveSeconds = Annotated[float, Field(ge=0, le=36_000)]

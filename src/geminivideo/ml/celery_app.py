@@ -19,6 +19,8 @@ _SHORT = TimeLimit(60, 90)
 def time_limits(settings: Settings) -> Mapping[TaskName, TimeLimit]:
     return {
         TaskName.PROCESS_HUBSPOT_WEBHOOK: _SHORT,
+        # Up to 100 events; when the soft limit fires the rest continue in a new message.
+        TaskName.PROCESS_HUBSPOT_EVENTS: TimeLimit(120, 150),
         TaskName.MONITOR_ALL_ADS_FATIGUE: _LONG_SCAN,
         TaskName.MONITOR_FATIGUE: _LONG_SCAN,
         TaskName.AUTO_INDEX_WINNERS: _LONG_SCAN,

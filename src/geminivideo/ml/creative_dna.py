@@ -33,6 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from geminivideo.contracts import describe_errors
 from geminivideo.errors import InvalidPayload
 
 TEXT_BUILDER_VERSION = 1
@@ -106,11 +107,7 @@ def parse_dna(data: Any, *, field: str = "creative_dna") -> CreativeDNA:
     try:
         return CreativeDNA.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for item in exc.errors(include_url=False):
-            where = ".".join(str(p) for p in (field, *item["loc"]))
-            problems.append(f"{where}: {item['msg']}")
-        raise InvalidPayload("invalid creative DNA: " + "; ".join(problems)) from None
+        raise InvalidPayload("invalid creative DNA: " + describe_errors(exc, prefix=f"{field}.", root=field)) from None
 
 
 GLOSSARY: dict[str, str] = {

@@ -30,7 +30,7 @@ from scipy import special
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from geminivideo.contracts import FatigueScanJob, FatigueScanResult, utcnow
+from geminivideo.contracts import FatigueScanJob, FatigueScanResult, describe_errors, utcnow
 from geminivideo.db.models import Ad, AdDailyMetric, Tenant
 from geminivideo.db.models.decisions import (
     ChangeSource,
@@ -82,8 +82,7 @@ class FatigueThresholds(BaseModel):
         try:
             return cls.model_validate(overrides or {})
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise InvalidPayload(f"invalid fatigue thresholds: {problems}") from None
+            raise InvalidPayload(f"invalid fatigue thresholds: {describe_errors(exc, root='thresholds')}") from None
 
 
 # ─── History of one chunk ───────────────────────────────────────────────────────────────────────────

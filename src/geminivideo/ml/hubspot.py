@@ -1,8 +1,8 @@
 """The HubSpot deal-stage pipeline: from a stored webhook event to credited pipeline value on an ad.
 
 ``ingest`` (the API's half) parses a verified body, stores each event once and enqueues it after the
-commit. ``process_event`` (the worker's half, called by ``process_hubspot_webhook``) applies one
-deal-stage change in a single transaction:
+commit. ``process_event`` (the worker's half, called by ``process_hubspot_webhook`` and, for each event
+of a stored batch, by ``process_hubspot_events``) applies one deal-stage change in a single transaction:
 
 1. lock the event row (first statement a write, so SQLite serialises writers and PostgreSQL locks the
    row) and return the stored result if it was already applied;
@@ -21,10 +21,15 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, cast
 
+import sqlalchemy.exc
+from celery.exceptions import SoftTimeLimitExceeded
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy import Table, bindparam, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
@@ -32,7 +37,7 @@ from geminivideo.config import get_settings
 from geminivideo.contracts import DealStageChange, PipelineConfig, WebhookResult, parse_payload, utcnow
 from geminivideo.db.models.webhooks import Conversion, DealState, EventStatus, TenantPipeline, WebhookEvent
 from geminivideo.db.session import session_scope
-from geminivideo.errors import InvalidPayload, PermanentError
+from geminivideo.errors import DependencyUnavailable, InvalidPayload, PermanentError
 from geminivideo.ml import attribution, revenue, webhook_store
 from geminivideo.ml.hubspot_client import CrmDeal, HubSpotClient, client_from_settings
 from geminivideo.ml.hubspot_events import parse_body
@@ -191,6 +196,56 @@ def process_event(event: Any, *, delivery_id: str | None = None) -> WebhookResul
     except Exception as exc:
         _record(key, f"{type(exc).__name__}: {exc}", final=False)
         raise
+
+
+# The database or the broker itself is unreachable: every later event of a batch would fail the same way.
+_OUTAGES = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, RedisConnectionError, RedisTimeoutError,
+            DependencyUnavailable)
+
+
+@dataclass
+class BatchOutcome:
+    """What ``process_events`` did with a batch; ``deferred`` and ``unstarted`` still need a message."""
+
+    events: int = 0
+    applied: dict[str, int] = field(default_factory=dict)  # WebhookResult.status → count
+    failed: int = 0  # permanent errors, recorded as ``failed`` on their rows
+    deferred: list[Any] = field(default_factory=list)  # transient errors: retry with backoff
+    unstarted: list[Any] = field(default_factory=list)  # the soft time limit came first: continue at once
+    last_error: str | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {"events": self.events, **self.applied, "failed": self.failed, "deferred": len(self.deferred),
+                "continued": len(self.unstarted), "last_error": self.last_error}
+
+
+def process_events(events: Sequence[Any]) -> BatchOutcome:
+    """Apply a batch of stored changes in order, each exactly once and in its own transaction.
+
+    A permanent error fails only its event (recorded on its row). A transient one defers its event and
+    the batch goes on, unless the database or broker itself is unreachable: then the rest is deferred too.
+    When the task's soft time limit fires, the interrupted event and the rest are returned unstarted.
+    Events without an ``eventKey`` are keyed by their body (an identical event is one event).
+    """
+    outcome = BatchOutcome(events=len(events))
+    for index, event in enumerate(events):
+        try:
+            result = process_event(event)
+        except SoftTimeLimitExceeded:
+            outcome.unstarted = list(events[index:])
+            break
+        except PermanentError:
+            outcome.failed += 1
+        except _OUTAGES as exc:
+            outcome.deferred += events[index:]
+            outcome.last_error = f"{type(exc).__name__}: {exc}"
+            break
+        except Exception as exc:
+            outcome.deferred.append(event)
+            outcome.last_error = f"{type(exc).__name__}: {exc}"
+        else:
+            outcome.applied[result.status] = outcome.applied.get(result.status, 0) + 1
+    return outcome
 
 
 class _MissingEvent(Exception):

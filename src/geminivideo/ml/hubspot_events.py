@@ -19,7 +19,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from geminivideo.contracts import DealStageChange, HubSpotEvent, parse_payload
+from geminivideo.contracts import DealStageChange, HubSpotEvent, describe_errors, parse_payload
 from geminivideo.errors import InvalidPayload
 
 MAX_EVENTS = 100
@@ -95,9 +95,7 @@ def _hubspot_event(item: Any, index: int) -> IncomingEvent:
     try:
         event = HubSpotEvent.model_validate(item)
     except ValidationError as exc:
-        problems = "; ".join(f"[{index}].{'.'.join(map(str, e['loc'])) or 'event'}: {e['msg']}"
-                             for e in exc.errors(include_url=False))
-        raise InvalidPayload(problems) from None
+        raise InvalidPayload(describe_errors(exc, prefix=f"[{index}].", root=f"[{index}].event")) from None
     key = hubspot_key(event)
     deal = _hubspot_deal_payload(event, key, index) if _is_deal_stage_change(event) else None
     return IncomingEvent(

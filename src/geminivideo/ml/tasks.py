@@ -6,6 +6,8 @@ import os
 import socket
 from typing import Any
 
+from celery.utils.time import get_exponential_backoff_interval
+
 from geminivideo.celery_base import GeminiTask
 from geminivideo.contracts import (
     DealStageChange,
@@ -15,7 +17,8 @@ from geminivideo.contracts import (
     parse_payload,
     utcnow,
 )
-from geminivideo.ml import approvals, fatigue, hubspot, winners
+from geminivideo.errors import InvalidPayload, TransientError
+from geminivideo.ml import approvals, fatigue, hubspot, webhook_store, winners
 from geminivideo.ml.celery_app import app
 
 
@@ -25,6 +28,31 @@ from geminivideo.ml.celery_app import app
 def process_hubspot_webhook(self: GeminiTask, event: dict[str, Any]) -> dict[str, Any]:
     # The message id keys a change sent without an eventKey, so a redelivered message credits once.
     return hubspot.process_event(event, delivery_id=self.request.id).model_dump(mode="json")
+
+
+@app.task(name=str(TaskName.PROCESS_HUBSPOT_EVENTS), bind=True, shared=False, publishes_progress=False)
+def process_hubspot_events(self: GeminiTask, events: list[dict[str, Any]]) -> dict[str, Any]:
+    """A stored batch (what the webhook endpoint and the sweeper send): each event applied once, in order."""
+    if not isinstance(events, list) or not all(isinstance(e, dict) for e in events):
+        raise InvalidPayload("process_hubspot_events takes one argument: a list of deal-stage change objects")
+    if len(events) > webhook_store.MAX_EVENTS_PER_MESSAGE:
+        raise InvalidPayload(f"{len(events)} events in one message; at most {webhook_store.MAX_EVENTS_PER_MESSAGE}")
+    outcome = hubspot.process_events(events)
+    if outcome.unstarted:  # out of time: the rest goes on in a new message (the sweeper backs this up)
+        webhook_store.send((_key(e), e) for e in outcome.unstarted)
+    if outcome.deferred:
+        error = TransientError(f"{len(outcome.deferred)} of {len(events)} events deferred: {outcome.last_error}")
+        countdown = get_exponential_backoff_interval(
+            factor=self.retry_backoff, retries=self.request.retries, maximum=self.retry_backoff_max, full_jitter=True)
+        # Only the deferred events travel again (the message's other options stay); past max_retries the task
+        # fails and they wait for the sweeper.
+        raise self.retry(args=[outcome.deferred], exc=error, countdown=countdown,
+                         **webhook_store.batch_repr([_key(e) for e in outcome.deferred]))
+    return outcome.summary()
+
+
+def _key(event: dict[str, Any]) -> str:
+    return str(event.get("eventKey") or "unkeyed")
 
 
 @app.task(name=str(TaskName.SWEEP_WEBHOOK_EVENTS), bind=True, shared=False, publishes_progress=False)

@@ -2,8 +2,8 @@
 
 An event is inserted with ``INSERT … ON CONFLICT (idempotency_key) DO NOTHING`` (PostgreSQL and
 SQLite alike), so concurrent deliveries of one batch store each event exactly once. Only after the
-insert is committed is ``process_hubspot_webhook`` sent; if the broker is down the row stays
-``pending`` and the sweeper (beat, every 5 minutes) sends it later.
+insert is committed is ``process_hubspot_events`` sent (one message per delivered batch); if the broker
+is down the rows stay ``pending`` and the sweeper (beat, every 5 minutes) sends them later.
 """
 
 from __future__ import annotations
@@ -131,62 +131,51 @@ def store_events(session: Session, events: Sequence[IncomingEvent], *, received_
     return outcome
 
 
-def send(payloads: Iterable[tuple[str, dict[str, Any]]]) -> list[str]:
-    """Send one ``process_hubspot_webhook`` per (key, payload); return the keys the broker accepted.
+MAX_EVENTS_PER_MESSAGE = 100  # HubSpot's own batch size: one delivered batch is one message
 
-    The messages go out through one producer as one Redis pipeline (kombu's ``Producer.batch``): a
-    100-event batch costs one round trip instead of a hundred, and one Redis client instead of one per
-    message. If the pipeline fails its outcome is uncertain, so the messages are sent again one by one
-    (a message delivered twice is applied once: the worker claims the event row). Stops at the first
-    broker error of that fallback: the rest stay ``pending`` for the sweeper.
+
+def send(payloads: Iterable[tuple[str, dict[str, Any]]]) -> list[str]:
+    """Send the (key, payload) pairs as ``process_hubspot_events`` messages; return the keys the broker accepted.
+
+    One message carries up to ``MAX_EVENTS_PER_MESSAGE`` events, so a delivered HubSpot batch costs one
+    publish instead of a hundred (Celery's per-message cost was over half of the endpoint's CPU) and the
+    worker applies a batch in order, each event in its own transaction. Stops at the first broker error:
+    the events not sent stay ``pending`` for the sweeper (a message that did arrive is applied once anyway:
+    the worker claims each event row).
     """
     items = list(payloads)
+    sent: list[str] = []
     if not items:
-        return []
-    try:
-        return _send_batched(items)
-    except (KombuError, RedisError, OSError) as exc:
-        log.warning("broker refused a pipelined batch of %d webhook events, sending one by one: %s", len(items), exc)
-    return _send_each(items)
-
-
-def _task_options() -> dict[str, Any]:
-    # ignore_result: the outcome is kept on the event row; a day of Redis results per webhook event would
-    # only cost memory (nobody holds an AsyncResult for these).
-    return {
-        "queue": str(TASK_QUEUE[TaskName.PROCESS_HUBSPOT_WEBHOOK]), "ignore_result": True, "kwargsrepr": "{}",
-        "priority": transport_priority(DEFAULT_PRIORITY, broker_is_redis=get_settings().broker_is_redis),
-    }
-
-
-def _send_batched(items: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
+        return sent
     from geminivideo.ml.celery_app import app  # the app only (no task modules): cheap for the API
 
-    name, options = str(TaskName.PROCESS_HUBSPOT_WEBHOOK), _task_options()
-    with app.producer_or_acquire() as producer, producer.batch(max_size=len(items)):
-        for index, (key, payload) in enumerate(items):
-            # argsrepr: Flower and logs show the event key, not the payload (IP addresses, user agents).
-            # declare: the first message declares the queue (kombu caches it per connection); repeating it
-            # for the others only re-binds a copy of the queue each time, a third of the cost of a message.
-            app.send_task(name, args=[payload], producer=producer, argsrepr=f"[event {key}]",
-                          declare=[] if index else None, **options)
-    return [key for key, _ in items]  # the batch is flushed when its block exits without an error
-
-
-def _send_each(items: Sequence[tuple[str, dict[str, Any]]]) -> list[str]:
-    from geminivideo.ml.celery_app import app
-
-    name, options = str(TaskName.PROCESS_HUBSPOT_WEBHOOK), _task_options()
-    sent: list[str] = []
     try:
         with app.producer_or_acquire() as producer:
-            for key, payload in items:
-                app.send_task(name, args=[payload], producer=producer, argsrepr=f"[event {key}]",
-                              retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2}, **options)
-                sent.append(key)
+            for start in range(0, len(items), MAX_EVENTS_PER_MESSAGE):
+                chunk = items[start:start + MAX_EVENTS_PER_MESSAGE]
+                app.send_task(str(TaskName.PROCESS_HUBSPOT_EVENTS), args=[[payload for _, payload in chunk]],
+                              producer=producer, retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2},
+                              **batch_options([key for key, _ in chunk]))
+                sent.extend(key for key, _ in chunk)
     except (KombuError, RedisError, OSError) as exc:
         log.warning("broker refused webhook events (%d sent, rest left for the sweeper): %s", len(sent), exc)
     return sent
+
+
+def batch_options(keys: Sequence[str]) -> dict[str, Any]:
+    """Message options of a ``process_hubspot_events`` batch sent by the API or the sweeper."""
+    # ignore_result: the outcome is kept on the event rows; a day of Redis results per batch would only cost memory.
+    return {
+        "queue": str(TASK_QUEUE[TaskName.PROCESS_HUBSPOT_EVENTS]), "ignore_result": True,
+        "priority": transport_priority(DEFAULT_PRIORITY, broker_is_redis=get_settings().broker_is_redis),
+        **batch_repr(keys),
+    }
+
+
+def batch_repr(keys: Sequence[str]) -> dict[str, str]:
+    """Flower and logs show a batch's event keys, never its payloads (IP addresses, user agents)."""
+    shown = ", ".join(key[:12] for key in keys[:3]) + (", …" if len(keys) > 3 else "")
+    return {"argsrepr": f"[{len(keys)} events: {shown}]", "kwargsrepr": "{}"}
 
 
 # PostgreSQL: the keys as one array parameter, so the statement text does not grow with the batch (an IN list

@@ -142,6 +142,7 @@ class FakeHubSpot:
         self.script: list[tuple[int, dict[str, str], Any]] = []
         self.default: tuple[int, dict[str, str], Any] = (200, {}, DEAL)
         self.requests: list[dict[str, Any]] = []
+        self.delay_s = 0.0  # before each answer: a slow CRM
 
 
 @contextmanager
@@ -152,6 +153,7 @@ def fake_hubspot() -> Iterator[tuple[FakeHubSpot, str]]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             fake.requests.append({"path": self.path, "auth": self.headers.get("Authorization")})
+            time.sleep(fake.delay_s)
             status, headers, body = fake.script.pop(0) if fake.script else fake.default
             raw = json.dumps(body).encode() if not isinstance(body, bytes) else body
             self.send_response(status)

@@ -7,6 +7,7 @@ end-to-end tests run the same code in a real worker behind the real API.
 from __future__ import annotations
 
 import json
+import signal
 import threading
 import uuid
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from sqlalchemy import update
 
 from geminivideo.contracts import PipelineConfig, SamplerFeedback
@@ -363,3 +365,64 @@ def test_sweep_resends_overdue_events_and_never_reopens_an_applied_one(
     assert done.status == EventStatus.PROCESSED and done.result is not None
     assert gave_up.status == EventStatus.FAILED and "gave up after 20 attempts" in (gave_up.error or "")
     assert [c.credit for c in conversions(deal)] == [4000]  # tenant average 10,000 × 0.4
+
+
+# ─── Batches (what process_hubspot_events runs for each message) ────────────────────────────────────────
+def test_a_batch_applies_each_event_once_and_a_bad_event_fails_alone(database_url: str) -> None:
+    tenant, _ = make_ad()
+    good, bad, other = unique("deal"), unique("deal"), unique("deal")
+    key = uuid.uuid4().hex * 2  # a caller's own 64-hex key that the API never stored
+    first = change(good, "qualifiedtobuy", tenant, T0, dealValue=100, eventKey=key)
+    batch = [first, change(bad, "signed-contract", tenant, T0), change(other, "closedwon", tenant, T0, dealValue=7),
+             first]
+    outcome = hubspot.process_events(batch)
+    assert (outcome.applied, outcome.failed, outcome.deferred, outcome.unstarted) == (
+        {"processed": 2, "duplicate": 1}, 1, [], [])
+    assert [c.credit for c in conversions(good)] == [40] and [c.credit for c in conversions(other)] == [7]
+    (failed,) = event_rows(bad)
+    assert failed.status == EventStatus.FAILED and "'signed-contract' is not a stage" in (failed.error or "")
+    assert hubspot.process_events(batch).applied == {"duplicate": 3}  # a redelivered message changes nothing
+
+
+def test_a_crm_outage_defers_the_rest_of_the_batch_and_the_retry_applies_it_once(database_url: str) -> None:
+    tenant, _ = make_ad()
+    deals = [unique("deal") for _ in range(3)]
+    batch = [change(deal, "contractsent", tenant, T0) for deal in deals]
+    with fake_hubspot() as (crm, base):
+        crm.script = [(200, {}, DEAL), *[(503, {}, {"status": "error"})] * 3]  # fine once, then down
+        with test_support.applied({"HUBSPOT_ACCESS_TOKEN": "pat-test", "HUBSPOT_API_BASE_URL": base}):
+            outcome = hubspot.process_events(batch)
+            assert outcome.applied == {"processed": 1} and outcome.failed == 0
+            assert [e["dealId"] for e in outcome.deferred] == deals[1:]  # the third was not even tried
+            assert outcome.last_error is not None and "DependencyUnavailable" in outcome.last_error
+            retried = hubspot.process_events(outcome.deferred)
+    assert retried.applied == {"processed": 2} and retried.deferred == []
+    assert [sum(f"/deals/{deal}?" in r["path"] for r in crm.requests) for deal in deals] == [1, 3 + 1, 1]
+    assert all([c.credit for c in conversions(deal)] == [pytest.approx(11250.45)] for deal in deals)
+
+
+def test_the_soft_time_limit_hands_back_the_interrupted_event_and_the_rest(database_url: str) -> None:
+    """Billiard raises SoftTimeLimitExceeded from a signal handler in the task's thread; so does this test."""
+    tenant, _ = make_ad()
+    deals = [unique("deal") for _ in range(3)]
+    batch = [change(deal, "contractsent", tenant, T0) for deal in deals]
+
+    def soft_limit(*_: Any) -> None:
+        raise SoftTimeLimitExceeded()
+
+    with fake_hubspot() as (crm, base), test_support.applied({"HUBSPOT_ACCESS_TOKEN": "pat-test",
+                                                               "HUBSPOT_API_BASE_URL": base}):
+        hubspot.process_events(batch[:1])
+        crm.delay_s = 5.0
+        previous = signal.signal(signal.SIGALRM, soft_limit)
+        signal.setitimer(signal.ITIMER_REAL, 0.5)  # fires while the second event waits on the CRM
+        try:
+            outcome = hubspot.process_events(batch)
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        crm.delay_s = 0.0
+        assert outcome.applied == {"duplicate": 1} and [e["dealId"] for e in outcome.unstarted] == deals[1:]
+        assert conversions(deals[1]) == [] and event_rows(deals[1])[0].status == EventStatus.ENQUEUED
+        assert hubspot.process_events(outcome.unstarted).applied == {"processed": 2}
+    assert [len(conversions(deal)) for deal in deals] == [1, 1, 1]

@@ -6,15 +6,21 @@ messages go to a Redis database number nobody consumes.
 
 from __future__ import annotations
 
+import base64
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from geminivideo import procs
+from geminivideo.contracts import QueueName
 from geminivideo.ml.attribution import fingerprint_hash
 from geminivideo.ml.hubspot_signature import v1_signature
 from tests.integration.webhooks.support import SECRET, WEBHOOK_PATH, make_ad, signed_v3, start_api, unique
@@ -186,3 +192,49 @@ def test_database_down_answers_503_so_hubspot_retries(test_env: test_support.Tes
     finally:
         proc.stop()
     assert response.status_code == 503 and "retry later" in response.json()["detail"]
+
+
+def queued_webhook_messages(test_env: test_support.TestEnv) -> list[dict[str, Any]]:
+    """Every message waiting in this module's (unconsumed) broker database: task, argsrepr and events."""
+    broker = redis.Redis.from_url(_env(test_env)["REDIS_URL"])
+    messages = []
+    for name in broker.scan_iter(match=QueueName.HUBSPOT_WEBHOOK_EVENTS.value + "*", _type="list"):
+        for raw in broker.lrange(name, 0, -1):
+            message = json.loads(raw)
+            args, _kwargs, _embed = json.loads(base64.b64decode(message["body"]))
+            messages.append({"task": message["headers"]["task"], "argsrepr": message["headers"]["argsrepr"],
+                             "events": args[0]})
+    broker.close()
+    return messages
+
+
+def test_a_delivered_batch_is_one_message_in_order_that_shows_keys_not_payloads(
+    api: httpx.Client, test_env: test_support.TestEnv
+) -> None:
+    batch = [deal_event(eventId=i) for i in range(99)] + [{**deal_event(), "subscriptionType": "contact.creation"}]
+    body = json.dumps(batch).encode()
+    response = api.post(WEBHOOK_PATH, content=body, headers=signed_v3(url(api), body))
+    assert response.status_code == 200 and response.json()["enqueued"] == 99, response.text
+    keys = [e["key"] for e in response.json()["events"] if e["processed"]]
+    mine = [m for m in queued_webhook_messages(test_env) if {e["eventKey"] for e in m["events"]} & set(keys)]
+    assert len(mine) == 1, [m["argsrepr"] for m in mine]
+    (message,) = mine
+    assert message["task"] == "process_hubspot_events" and [e["eventKey"] for e in message["events"]] == keys
+    assert message["argsrepr"] == f"[99 events: {keys[0][:12]}, {keys[1][:12]}, {keys[2][:12]}, …]"
+
+
+def test_the_sweeper_sends_at_most_100_events_per_message(test_env: test_support.TestEnv) -> None:
+    base = uuid.uuid4().int % 10**12
+    payloads = [(f"{base + i:064x}", {"dealId": unique("deal"), "stageTo": "closedwon", "eventKey": f"{base + i:064x}"})
+                for i in range(250)]
+    # In a fresh process bound to this module's broker database, as the sweeping worker would be.
+    code = ("import json, sys\nfrom geminivideo.ml import webhook_store\n"
+            "print(json.dumps(webhook_store.send([tuple(p) for p in json.load(sys.stdin)])))")
+    done = subprocess.run([sys.executable, "-c", code], input=json.dumps(payloads), env=_env(test_env),
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(done.stdout) == [key for key, _ in payloads]
+    sent = {key for key, _ in payloads}
+    mine = [m for m in queued_webhook_messages(test_env) if {e["eventKey"] for e in m["events"]} & sent]
+    assert sorted(len(m["events"]) for m in mine) == [50, 100, 100]
+    assert [e["eventKey"] for m in sorted(mine, key=lambda m: m["events"][0]["eventKey"]) for e in m["events"]] == [
+        key for key, _ in payloads]
