@@ -1,7 +1,7 @@
 """A webhook deployment for the fault scenarios: API processes, ML workers, a database, a stand-in HubSpot CRM.
 
 The CRM stand-in is a real HTTP server on loopback answering the documented deal object, slowly when
-asked to, so a test can catch ``process_hubspot_webhook`` mid-flight (it asks the CRM before its
+asked to, so a test can catch ``process_hubspot_events`` mid-flight (it asks the CRM before its
 transaction) and count how often it was asked. The books (conversions, deal state, the ad's sampler
 credit) are read straight from the database the workers write.
 """
