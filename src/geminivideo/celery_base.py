@@ -52,6 +52,22 @@ def transport_priority(priority: int, *, broker_is_redis: bool) -> int:
     return clamped
 
 
+def task_priority(task_name: str, priority: int | None = None) -> int:
+    """The transport priority of a message for ``task_name``: ``priority`` (seed scale) or its queue's.
+
+    Used by ``GeminiTask.apply_async`` and by senders that only know the task's name (API, CLI, demo).
+    """
+    if priority is None:
+        queue = TASK_QUEUE.get(TaskName(task_name)) if task_name in TaskName._value2member_map_ else None
+        priority = QUEUE_PRIORITY.get(queue, DEFAULT_PRIORITY) if queue else DEFAULT_PRIORITY
+    return transport_priority(priority, broker_is_redis=get_settings().broker_is_redis)
+
+
+def announce_queued(task_id: str) -> None:
+    """The first progress record of a task that publishes progress, written as its message is sent."""
+    ProgressPublisher(get_redis(), task_id).publish(TaskStatus.QUEUED, 0, "waiting for a worker")
+
+
 @dataclass(frozen=True)
 class TimeLimit:
     soft_s: int
@@ -100,18 +116,14 @@ class GeminiTask(Task):
         return cache[task_id]
 
     def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None, **options: Any) -> Any:
-        queue = TASK_QUEUE.get(TaskName(self.name)) if self.name in TaskName._value2member_map_ else None
-        seed_priority = options.pop("priority", None)
-        if seed_priority is None:
-            seed_priority = QUEUE_PRIORITY.get(queue, DEFAULT_PRIORITY) if queue else DEFAULT_PRIORITY
-        options["priority"] = transport_priority(seed_priority, broker_is_redis=get_settings().broker_is_redis)
+        options["priority"] = task_priority(self.name, options.pop("priority", None))
         # Celery copies the *sender's* task limits into the message headers, and workers obey headers:
         # leave them out unless the caller asks, so the worker's own settings (RENDER_TIMEOUT, …) apply.
         options.setdefault("time_limit", None)
         options.setdefault("soft_time_limit", None)
         result = super().apply_async(args, kwargs, task_id=task_id, **options)
         if self.publishes_progress:
-            ProgressPublisher(get_redis(), result.id).publish(TaskStatus.QUEUED, 0, "waiting for a worker")
+            announce_queued(result.id)
         return result
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:

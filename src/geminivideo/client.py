@@ -23,7 +23,7 @@ from celery.result import AsyncResult
 from kombu.exceptions import ChannelError, OperationalError
 from pydantic import BaseModel
 
-from geminivideo.celery_base import transport_priority
+from geminivideo.celery_base import announce_queued, task_priority
 from geminivideo.config import get_settings
 from geminivideo.contracts import (
     DEFAULT_PRIORITY,
@@ -150,16 +150,12 @@ def submit(kind: JobKind, payload: BaseModel | dict[str, Any], *, record: bool =
 def send(task: TaskName, args: list[Any], kwargs: dict[str, Any], *, task_id: str | None = None) -> str:
     """Enqueue ``task`` by name with its queue's priority and publish ``queued``; return the task id."""
     app = video_app() if TASK_QUEUE[task] in VIDEO_QUEUE_ORDER else ml_app()
-    queue = TASK_QUEUE[task]
-    priority = transport_priority(
-        QUEUE_PRIORITY.get(queue, DEFAULT_PRIORITY), broker_is_redis=get_settings().broker_is_redis
-    )
     try:
-        result = app.send_task(str(task), args=args, kwargs=kwargs, task_id=task_id, priority=priority)
+        result = app.send_task(str(task), args=args, kwargs=kwargs, task_id=task_id, priority=task_priority(task))
     except OperationalError as exc:
         where = _safe_url(get_settings().broker_url)
         raise DependencyUnavailable(f"broker at {where} refused the job: {exc}") from None
-    ProgressPublisher(get_redis(), result.id).publish(TaskStatus.QUEUED, 0, "waiting for a worker")
+    announce_queued(result.id)
     return str(result.id)
 
 

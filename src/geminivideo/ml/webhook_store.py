@@ -22,9 +22,8 @@ from sqlalchemy import String, Table, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from geminivideo.celery_base import transport_priority
-from geminivideo.config import get_settings
-from geminivideo.contracts import DEFAULT_PRIORITY, TASK_QUEUE, TaskName, utcnow
+from geminivideo.celery_base import task_priority
+from geminivideo.contracts import TASK_QUEUE, TaskName, utcnow
 from geminivideo.db.models.webhooks import EventStatus, WebhookEvent
 from geminivideo.ml.hubspot_events import IncomingEvent
 
@@ -167,7 +166,7 @@ def batch_options(keys: Sequence[str]) -> dict[str, Any]:
     # ignore_result: the outcome is kept on the event rows; a day of Redis results per batch would only cost memory.
     return {
         "queue": str(TASK_QUEUE[TaskName.PROCESS_HUBSPOT_EVENTS]), "ignore_result": True,
-        "priority": transport_priority(DEFAULT_PRIORITY, broker_is_redis=get_settings().broker_is_redis),
+        "priority": task_priority(TaskName.PROCESS_HUBSPOT_EVENTS),
         **batch_repr(keys),
     }
 
