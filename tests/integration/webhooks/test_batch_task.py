@@ -42,13 +42,18 @@ def crm_worker(test_env: test_support.TestEnv, tmp_path_factory: pytest.TempPath
             worker.stop()
 
 
-def test_a_crm_outage_mid_batch_retries_only_the_events_not_applied(crm_worker: CrmWorker) -> None:
-    crm, worker, client = crm_worker
+def three_deals(stage: str) -> tuple[list[str], list[dict[str, str]]]:
+    """Three new deals of a fresh tenant moving to ``stage`` five minutes ago, as a batch."""
     tenant, _ = make_ad()
     at = datetime.now(UTC) - timedelta(minutes=5)
     deals = [unique("deal") for _ in range(3)]
-    batch = [{"dealId": deal, "stageTo": "contractsent", "tenantId": tenant, "occurredAt": at.isoformat()}
-             for deal in deals]
+    return deals, [{"dealId": deal, "stageTo": stage, "tenantId": tenant, "occurredAt": at.isoformat()}
+                   for deal in deals]
+
+
+def test_a_crm_outage_mid_batch_retries_only_the_events_not_applied(crm_worker: CrmWorker) -> None:
+    crm, worker, client = crm_worker
+    deals, batch = three_deals("contractsent")
     crm.script = [(200, {}, DEAL), *[(503, {}, {"status": "error"})] * 3]
 
     result = client.send_task(str(TaskName.PROCESS_HUBSPOT_EVENTS), args=[batch],
@@ -77,11 +82,7 @@ def test_a_malformed_message_fails_at_once_without_retries(crm_worker: CrmWorker
 def test_a_batch_cut_off_by_its_soft_time_limit_continues_in_a_new_message(crm_worker: CrmWorker) -> None:
     """A slow CRM (2 s per deal) and a 3 s soft limit: the limit fires during the second deal's request."""
     crm, worker, client = crm_worker
-    tenant, _ = make_ad()
-    at = datetime.now(UTC) - timedelta(minutes=5)
-    deals = [unique("deal") for _ in range(3)]
-    batch = [{"dealId": deal, "stageTo": "qualifiedtobuy", "tenantId": tenant, "occurredAt": at.isoformat()}
-             for deal in deals]
+    deals, batch = three_deals("qualifiedtobuy")
     crm.delay_s = 2.0
     try:
         result = client.send_task(str(TaskName.PROCESS_HUBSPOT_EVENTS), args=[batch], soft_time_limit=3,
