@@ -49,3 +49,34 @@ def test_webhook_task_killed_mid_flight_is_applied_once(deployment: MakeDeployme
         assert books.credited_value == 10000.0
         assert books.sampler_pipeline_value == 10000.0 and books.sampler_feedback_count == 1
         assert crm.hits_for(deal) == 2  # the killed attempt and the one that applied it
+
+
+def test_batch_killed_between_events_applies_each_event_once(deployment: MakeDeployment, rabbit_url: str,
+                                                             pg_database: str) -> None:
+    """A signed HubSpot batch of three deals is one message; the worker is killed while the second deal waits
+    on the CRM. The redelivered batch skips the first deal (already applied, the CRM is not asked again) and
+    applies the other two once."""
+    with crm_stand_in(delay_s=3) as crm:
+        dep = deployment(broker_url=rabbit_url, DATABASE_URL=pg_database, HUBSPOT_ACCESS_TOKEN="test-token",
+                         HUBSPOT_API_BASE_URL=crm.url)
+        stack = WebhookStack(dep)
+        base = stack.start_api()
+        victim = stack.worker("victim")
+        portal = int(time.time() * 1000) % 10**9
+        at_ms = int((datetime.now(UTC) - timedelta(hours=1)).timestamp() * 1000)
+        deals = [str(portal * 10 + i) for i in range(3)]
+        batch = [{"eventId": i, "subscriptionId": 1, "portalId": portal, "occurredAt": at_ms, "objectId": int(deal),
+                  "subscriptionType": "deal.propertyChange", "propertyName": "dealstage",
+                  "propertyValue": "contractsent"} for i, deal in enumerate(deals)]
+        response = stack.post(base, batch)
+        assert response.status_code == 200 and response.json()["enqueued"] == 3, response.text
+        keys = [e["key"] for e in response.json()["events"]]
+        faults.wait_for(lambda: crm.hits_for(deals[1]) == 1, 60, "the batch reached its second deal")
+        faults.kill9(victim)
+        stack.worker("rescuer")
+        events = stack.wait_final(keys)
+        tenant = f"hubspot-portal-{portal}"
+        books = [stack.books(tenant, deal) for deal in deals]
+        assert [e["status"] for e in events.values()] == ["processed"] * 3, events
+        assert [b.conversions for b in books] == [[("contractsent", 9000.0)]] * 3  # 10,000 average × 0.9
+        assert [crm.hits_for(deal) for deal in deals] == [1, 2, 1]
