@@ -98,6 +98,9 @@ def _arguments(task: str) -> st.SearchStrategy[tuple[list[Any], dict[str, Any]]]
         return st.tuples(st.lists(shaped_like(contracts.RenderJob), min_size=1, max_size=1), st.just({}))
     if task == "process_hubspot_webhook":
         return st.tuples(st.lists(shaped_like(contracts.DealStageChange), min_size=1, max_size=1), st.just({}))
+    if task == "process_hubspot_events":  # a batch: a list of changes, or anything else in its place
+        batch = st.lists(shaped_like(contracts.DealStageChange) | json_values, max_size=3)
+        return st.tuples(st.lists(batch | json_values, min_size=1, max_size=2), st.just({}))
     path = st.text(max_size=40) | st.sampled_from(["/etc/passwd", "../../etc/shadow", "", "\x00", "/dev/zero"])
     return st.tuples(st.lists(path | json_values, min_size=1, max_size=2), loose_dict)
 
@@ -106,9 +109,9 @@ PERMANENT = {cls.__name__ for cls in (PermanentError, *PermanentError.__subclass
 
 
 @pytest.mark.parametrize("task", ["render_video_task", "transcode_task", "generate_preview_task", "caption_task",
-                                  "process_hubspot_webhook"])
+                                  "process_hubspot_webhook", "process_hubspot_events"])
 def test_malformed_task_arguments_fail_permanently_at_once(workers: Deployment, task: str) -> None:
-    app = "ml" if task == "process_hubspot_webhook" else "video"
+    app = "ml" if task.startswith("process_hubspot") else "video"
 
     @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
     @given(call=_arguments(task))
@@ -125,7 +128,7 @@ def test_malformed_task_arguments_fail_permanently_at_once(workers: Deployment, 
         assert result.state == "FAILURE", f"{task}{tuple(args)} ended {result.state}"
         assert type(result.result).__name__ in PERMANENT, f"{task}: {type(result.result).__name__}: {result.result}"
         assert elapsed < 30
-        if app == "video":  # the webhook task keeps its outcome on the event row, not in task_status
+        if app == "video":  # the webhook tasks keep their outcome on the event row, not in task_status
             assert workers.status(result.id) is TaskStatus.FAILED
 
     check()
