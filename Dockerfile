@@ -17,7 +17,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # FFmpeg (render, transcode, preview, audio for Whisper), espeak-ng (demo speech), fonts for drawtext/libass.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ffmpeg espeak-ng fonts-dejavu-core \
+ && apt-get install -y --no-install-recommends ffmpeg espeak-ng fonts-dejavu-core fonts-symbola fontconfig \
  && rm -rf /var/lib/apt/lists/*
 
 # Workers never run as root: a crafted input that escaped FFmpeg would still own nothing.

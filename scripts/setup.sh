@@ -10,6 +10,9 @@ command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null || need_apt+=(ffmp
 command -v espeak-ng >/dev/null || need_apt+=(espeak-ng)
 command -v redis-server >/dev/null || need_apt+=(redis-server)
 [ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
+# Emoji and symbols in text overlays (drawtext has no glyph fallback; fc-match picks the font).
+[ -e /usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf ] || need_apt+=(fonts-symbola)
+command -v fc-match >/dev/null || need_apt+=(fontconfig)
 # Needed by the test suite only: the ops tests drive Flower in headless Chromium, validate the compose
 # files with docker-compose and lint the scripts with shellcheck.
 test_only=()

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+from geminivideo.video.fonts import DEFAULT_FONT
+
 SAMPLE_RATE = 48_000
 AUDIO_FORMAT = f"aformat=sample_fmts=fltp:sample_rates={SAMPLE_RATE}:channel_layouts=stereo"
 OUTPUT_PIX_FMT = "yuv420p"
@@ -232,6 +234,9 @@ def image_overlay(base: str, layer: ImageLayer, canvas: Canvas, label: str) -> l
     ]
 
 
+FONT_FILE = DEFAULT_FONT
+
+
 @dataclass(frozen=True)
 class TextLayer:
     textfile: str
@@ -242,17 +247,15 @@ class TextLayer:
     opacity: float
     start_s: float
     end_s: float | None
+    font_file: str = FONT_FILE  # fonts.font_for(text) picks one that has the text's characters
 
 
-FONT_FILE = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
-
-
-def drawtext(layer: TextLayer, canvas: Canvas, font_file: str | None = FONT_FILE) -> str:
+def drawtext(layer: TextLayer, canvas: Canvas) -> str:
     """drawtext reading its text from a file, with expansion off: the text is never parsed by FFmpeg."""
     x, y = position_xy(layer.position, margin_for(canvas), ("w", "h"), ("text_w", "text_h"))
     return filt(
         "drawtext",
-        fontfile=font_file, font=None if font_file else "Sans", textfile=layer.textfile, expansion="none",
+        fontfile=layer.font_file, textfile=layer.textfile, expansion="none",
         fontsize=layer.font_size, fontcolor=f"{layer.color}@{num(layer.opacity)}",
         box=1 if layer.box else 0, boxcolor=f"black@{num(0.5 * layer.opacity)}" if layer.box else None,
         boxborderw=max(2, layer.font_size // 4) if layer.box else None,

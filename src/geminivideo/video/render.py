@@ -43,6 +43,7 @@ from geminivideo.video import filtergraph as fg
 from geminivideo.video import srtfile
 from geminivideo.video.encoders import RateControl, check_preset, rate_control, video_args
 from geminivideo.video.ffmpeg import MediaInfo, atomic_output, input_args, probe
+from geminivideo.video.fonts import drawable_text, font_for
 from geminivideo.video.gpu import EncoderDecision, choose_encoder
 from geminivideo.video.inuse import in_use
 from geminivideo.video.media import ensure_output_dir, resolve_input
@@ -205,10 +206,11 @@ def _image_layer(index: int, overlay: ImageOverlay, input_index: int) -> tuple[f
 def _text_layer(index: int, overlay: TextOverlay, work: Path) -> fg.TextLayer:
     check_color(f"overlays[{index}]", overlay.color)
     textfile = work / f"overlay-{index}.txt"
+    text = drawable_text(overlay.text.replace("\r\n", "\n").replace("\r", "\n"))
     # drawtext reads the text from this file with expansion off: nothing in it is ever parsed as syntax.
-    textfile.write_text(overlay.text.replace("\r\n", "\n").replace("\r", "\n"), encoding="utf-8")
+    textfile.write_text(text, encoding="utf-8")
     return fg.TextLayer(str(textfile), overlay.position.value, overlay.font_size, overlay.color, overlay.box,
-                        overlay.opacity, overlay.start_time, overlay.end_time)
+                        overlay.opacity, overlay.start_time, overlay.end_time, font_for(text))
 
 
 def plan_layers(overlays: Sequence[ImageOverlay | TextOverlay], first_input: int, total_s: float,

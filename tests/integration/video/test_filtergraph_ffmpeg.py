@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from geminivideo.video import filtergraph as fg
-from geminivideo.video import srtfile
+from geminivideo.video import fonts, srtfile
 
 NASTY_DIR = "it's: [a], b; 100% c\\d  "
 
@@ -50,3 +50,21 @@ def test_subtitles_file_in_a_hostile_folder(nasty_dir: Path, tmp_path: Path) -> 
     canvas = fg.Canvas(160, 120, Fraction(25))
     pixels = _draw(fg.burn_subtitles(str(subtitle), canvas), tmp_path)
     assert max(pixels) > 200
+
+
+def _drawn(text: str, font_file: str, tmp_path: Path) -> bytes:
+    textfile = tmp_path / f"text-{len(list(tmp_path.iterdir()))}.txt"
+    textfile.write_text(text, encoding="utf-8")
+    layer = fg.TextLayer(str(textfile), "center", 48, "white", False, 1.0, 0, None, font_file)
+    return _draw(fg.drawtext(layer, fg.Canvas(160, 120, Fraction(25))), tmp_path)
+
+
+def test_an_emoji_overlay_is_drawn_with_a_font_that_has_it_not_as_a_box(tmp_path: Path) -> None:
+    """Given an overlay "🔥", the chosen font draws a real glyph: not what it draws for a character no font has
+    (the missing-glyph box), which is all DejaVu Sans alone would draw for it."""
+    font = fonts.font_for("🔥")
+    unknown = "\U000f0000"  # plane 15 private use: in no font
+    assert font != fonts.DEFAULT_FONT
+    assert _drawn("🔥", font, tmp_path) != _drawn(unknown, font, tmp_path)
+    assert _drawn("🔥", fonts.DEFAULT_FONT, tmp_path) == _drawn(unknown, fonts.DEFAULT_FONT, tmp_path)
+    assert max(_drawn("🔥", font, tmp_path)) > 200

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from geminivideo.contracts import Scene, Transition
+from geminivideo.contracts import Scene, TextOverlay, Transition
 from geminivideo.errors import InvalidPayload
 from geminivideo.video import filtergraph as fg
-from geminivideo.video import render
+from geminivideo.video import fonts, render
 from geminivideo.video.ffmpeg import MediaInfo
 
 CANVAS = fg.Canvas(320, 240, Fraction(25))
@@ -96,3 +96,13 @@ def test_graph_keeps_user_text_out_and_wires_every_scene(tmp_path: Path) -> None
     assert "anullsrc" in graph and "xfade=transition=fade:duration=0.4:offset=1.6" in graph
     assert graph.endswith("atrim=duration=2.6[aout]") and "[vout]" in graph
     assert render.input_arguments(plan)[:4] == ["-ss", "0.5", "-t", "2"]
+
+
+def test_text_overlays_get_a_font_that_has_their_characters(tmp_path: Path) -> None:
+    overlays = [TextOverlay(text="Sale ❤️ 50%\r\n🔥 today"), TextOverlay(text="Plain: Ünïcode, Привет")]
+    emoji, plain = render.plan_layers(overlays, 1, 5.0, tmp_path).items
+    assert isinstance(emoji, fg.TextLayer) and isinstance(plain, fg.TextLayer)
+    assert plain.font_file == fonts.DEFAULT_FONT  # DejaVu Sans covers Latin and Cyrillic
+    assert emoji.font_file != fonts.DEFAULT_FONT and emoji.font_file == fonts.font_for("Sale ❤ 50%\n🔥 today")
+    # The emoji presentation selector is dropped: a monochrome font would draw it as a box.
+    assert Path(emoji.textfile).read_text(encoding="utf-8") == "Sale ❤ 50%\n🔥 today"
