@@ -12,7 +12,16 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from geminivideo.errors import InvalidPayload
 
@@ -454,8 +463,8 @@ def _epoch_millis_or_aware(value: Any) -> Any:
     return value
 
 
-def _ip_address_or_none(value: str | None) -> str | None:
-    if value is None or value == "":
+def _ip_address_or_none(value: str) -> str | None:
+    if value == "":
         return None
     import ipaddress  # stdlib, cheap; kept local so the module's import list stays pydantic-only
 
@@ -463,6 +472,11 @@ def _ip_address_or_none(value: str | None) -> str | None:
         return str(ipaddress.ip_address(value))
     except ValueError:
         raise ValueError(f"{value!r} is not an IPv4 or IPv6 address") from None
+
+
+# Shared by the webhook and click models: epoch milliseconds or ISO (naive = UTC); an IP address ("" = none).
+EventTime = Annotated[datetime, BeforeValidator(_epoch_millis_or_aware)]
+IpAddress = Annotated[str, Field(max_length=64), AfterValidator(_ip_address_or_none)]
 
 
 class DealStageChange(Payload):
@@ -480,27 +494,17 @@ class DealStageChange(Payload):
     stage_from: str | None = Field(None, alias="stageFrom", max_length=128)
     deal_value: float | None = Field(None, alias="dealValue", ge=0, le=1e12)
     tenant_id: str = Field("default", alias="tenantId", min_length=1, max_length=128)
-    occurred_at: datetime | None = Field(None, alias="occurredAt")
+    occurred_at: EventTime | None = Field(None, alias="occurredAt")
     click_id: str | None = Field(None, max_length=512)
     fbclid: str | None = Field(None, max_length=512)
     gclid: str | None = Field(None, max_length=512)
     fingerprint_hash: str | None = Field(None, max_length=128)
-    ip_address: str | None = Field(None, max_length=64)
+    ip_address: IpAddress | None = None
     user_agent: str | None = Field(None, max_length=1024)
     attributed_spend: float | None = Field(None, ge=0)
     event_key: str | None = Field(None, alias="eventKey", max_length=256)
     portal_id: int | None = Field(None, alias="portalId", ge=0)
     is_creation: bool = Field(False, alias="isCreation")
-
-    @field_validator("occurred_at", mode="before")
-    @classmethod
-    def _epoch_millis(cls, value: Any) -> Any:
-        return _epoch_millis_or_aware(value)
-
-    @field_validator("ip_address")
-    @classmethod
-    def _valid_ip(cls, value: str | None) -> str | None:
-        return _ip_address_or_none(value)
 
     @model_validator(mode="after")
     def _stage_known(self) -> DealStageChange:
@@ -559,24 +563,14 @@ class TrackClick(Payload):
     gclid: str | None = Field(None, max_length=512)
     fingerprint: dict[str, str | int | float | bool | None] | None = Field(None, max_length=64)
     fingerprint_hash: str | None = Field(None, max_length=128)
-    ip_address: str | None = Field(None, max_length=64)
+    ip_address: IpAddress | None = None
     user_agent: str | None = Field(None, max_length=1024)
     utm_source: str | None = Field(None, max_length=256)
     utm_medium: str | None = Field(None, max_length=256)
     utm_campaign: str | None = Field(None, max_length=256)
     utm_content: str | None = Field(None, max_length=256)
     utm_term: str | None = Field(None, max_length=256)
-    timestamp: datetime | None = None
-
-    @field_validator("timestamp", mode="before")
-    @classmethod
-    def _epoch_millis(cls, value: Any) -> Any:
-        return _epoch_millis_or_aware(value)
-
-    @field_validator("ip_address")
-    @classmethod
-    def _valid_ip(cls, value: str | None) -> str | None:
-        return _ip_address_or_none(value)
+    timestamp: EventTime | None = None
 
     @model_validator(mode="after")
     def _identifiable(self) -> TrackClick:
