@@ -454,13 +454,16 @@ class CleanupResult(BaseModel):
 MAX_CLOCK_SKEW_S = 24 * 3600
 
 
-def _epoch_millis_or_aware(value: Any) -> Any:
-    """HubSpot sends epoch milliseconds; ISO strings without a zone are taken as UTC."""
+def _epoch_millis(value: Any) -> Any:
+    """HubSpot sends epoch milliseconds."""
     if isinstance(value, int | float) and not isinstance(value, bool):
         return datetime.fromtimestamp(value / 1000, tz=UTC)
-    if isinstance(value, datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
     return value
+
+
+def _aware(value: datetime) -> datetime:
+    """A time without a zone (an ISO string or datetime without offset) is taken as UTC."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 def _ip_address_or_none(value: str) -> str | None:
@@ -475,7 +478,7 @@ def _ip_address_or_none(value: str) -> str | None:
 
 
 # Shared by the webhook and click models: epoch milliseconds or ISO (naive = UTC); an IP address ("" = none).
-EventTime = Annotated[datetime, BeforeValidator(_epoch_millis_or_aware)]
+EventTime = Annotated[datetime, BeforeValidator(_epoch_millis), AfterValidator(_aware)]
 IpAddress = Annotated[str, Field(max_length=64), AfterValidator(_ip_address_or_none)]
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from geminivideo.contracts import DealStageChange, parse_payload
+from geminivideo.contracts import DealStageChange, TrackClick, parse_payload
 from geminivideo.errors import InvalidPayload
 from geminivideo.ml.hubspot_events import parse_body
 
@@ -76,6 +76,15 @@ def test_internal_object_of_the_seed() -> None:
     assert again.key == event.key
     keyed = parse_body(json.dumps({**raw, "eventKey": "crm-1"}).encode(), received_at=NOW)[0]
     assert keyed.key != event.key
+
+
+@pytest.mark.parametrize("occurred_at", ["2024-05-01T12:00:00", "2024-05-01T12:00:00Z", 1_714_564_800_000])
+def test_occurred_at_without_a_zone_is_utc(occurred_at: object) -> None:
+    """A naive ISO time used to reach the future-date check as naive and fail there with a TypeError (a 500)."""
+    raw = {"dealId": "d", "stageTo": "closedwon", "occurredAt": occurred_at}
+    (event,) = parse_body(json.dumps(raw).encode(), received_at=NOW)
+    assert event.occurred_at == NOW and parse_payload(TrackClick, {"ad_id": "a", "fbclid": "f",
+                                                                   "timestamp": occurred_at}).timestamp == NOW
 
 
 @pytest.mark.parametrize(
