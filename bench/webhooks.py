@@ -156,24 +156,10 @@ def load(target: str, base: str, server_pid: int, shape: str, size: int, count: 
 
 def start_api(name: str, app: str, env: dict[str, str], logs: Path, workers: int,
               app_dir: Path | None = None) -> tuple[Any, str]:
-    port = procs.free_port()
-    argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), "--log-level",
-            "warning", "--no-access-log", "--workers", str(workers)]
+    args = ["--log-level", "warning", "--no-access-log", "--workers", str(workers)]
     if app_dir is not None:
-        argv += ["--app-dir", str(app_dir)]
-    proc = procs.spawn(name, argv, env=env, log_path=logs / f"{name}.log")
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        try:
-            return httpx.get(base + "/openapi.json", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return not proc.alive()
-
-    procs.wait_until(up, 60, what=f"{name} start")
-    if not proc.alive():
-        raise RuntimeError(f"{name} exited:\n{proc.log_tail()}")
-    return proc, base
+        args += ["--app-dir", str(app_dir)]
+    return procs.start_api(env, logs / f"{name}.log", app=app, name=name, uvicorn_args=args)
 
 
 def create_database() -> tuple[str, str]:

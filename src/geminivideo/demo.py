@@ -14,7 +14,6 @@ import os
 import random
 import shutil
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -134,15 +133,11 @@ class Demo:
         return [*rows, ("api", f"{self.api_url} (pid {api.pid})")]
 
     def _start_api(self) -> tuple[procs.ManagedProcess, str]:
-        port = procs.free_port()
-        argv = [sys.executable, "-m", "uvicorn", "geminivideo.api:app", "--host", "127.0.0.1", "--port", str(port),
-                "--log-level", "warning"]
-        api = procs.spawn("api", argv, env=self.child_env(), log_path=self.logs / "api.log")
+        try:
+            api, url = procs.start_api(self.child_env(), self.logs / "api.log", ready_path="/health")
+        except RuntimeError as exc:
+            raise StepFailed(f"the API did not start: {exc}") from None
         self.processes.append(api)
-        url = f"http://127.0.0.1:{port}"
-        procs.wait_until(lambda: _answers(url + "/health") or not api.alive(), 60, what="API /health")
-        if not api.alive():
-            raise StepFailed(f"the API exited at start:\n{api.log_tail()}")
         return api, url
 
     def step_media(self) -> list[tuple[str, str]]:
@@ -370,13 +365,6 @@ def _hostname() -> str:
     import socket
 
     return socket.gethostname()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=5).status_code == 200
-    except httpx.HTTPError:
-        return False
 
 
 def _size(num_bytes: int) -> str:

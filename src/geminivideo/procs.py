@@ -14,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
@@ -145,11 +145,18 @@ def celery_argv(
 
 def start_worker(
     app: str, *, queues: Sequence[str], hostname: str, env: Mapping[str, str], log_path: Path,
-    concurrency: int = 1, ready_timeout_s: float = 60.0, pool: str = "prefork",
+    concurrency: int = 1, ready_timeout_s: float = 60.0, pool: str = "prefork", include: Sequence[str] = (),
+    wrap: Callable[[list[str]], list[str]] | None = None,
 ) -> ManagedProcess:
-    """Start a Celery worker and wait until it answers a ping by its hostname."""
+    """Start a Celery worker and wait until it answers a ping by its hostname.
+
+    ``include``: extra task modules the worker imports (``-I``); ``wrap``: turns the command into the one to
+    run (e.g. inside a network namespace), keeping the program's own pid.
+    """
     argv = celery_argv(app, queues=queues, concurrency=concurrency, hostname=hostname, pool=pool)
-    proc = spawn(f"worker:{hostname}", argv, env=env, log_path=log_path)
+    if include:
+        argv += ["-I", ",".join(include)]
+    proc = spawn(f"worker:{hostname}", wrap(argv) if wrap else argv, env=env, log_path=log_path)
     proc.extra["hostname"] = hostname
     try:
         wait_worker_ready(proc, env, ready_timeout_s)
@@ -157,6 +164,40 @@ def start_worker(
         proc.stop(timeout_s=5)
         raise
     return proc
+
+
+def start_api(
+    env: Mapping[str, str], log_path: Path, *, app: str = "geminivideo.api:app", ready_path: str = "/openapi.json",
+    require_ok: bool = True, uvicorn_args: Sequence[str] = ("--log-level", "warning"), name: str = "api",
+    timeout_s: float = 60.0,
+) -> tuple[ManagedProcess, str]:
+    """uvicorn serving ``app`` on a free loopback port; returns the process and its base URL.
+
+    Ready when ``ready_path`` answers 200 (any answer with ``require_ok=False``, e.g. a degraded
+    ``/health``); an exit before that raises RuntimeError with the log's tail, a timeout TimeoutError.
+    """
+    import httpx  # only the callers that serve the API need it
+
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port), *uvicorn_args]
+    proc = spawn(name, argv, env=env, log_path=log_path)
+    base = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        if not proc.alive():
+            raise RuntimeError(f"{name} exited at start:\n{proc.log_tail()}")
+        try:
+            response = httpx.get(base + ready_path, timeout=5)
+        except httpx.HTTPError:
+            return False
+        return response.status_code == 200 or not require_ok
+
+    try:
+        wait_until(answers, timeout_s, interval_s=0.3, what=f"{name} {ready_path}")
+    except BaseException:
+        proc.stop(timeout_s=5)
+        raise
+    return proc, base
 
 
 def ping_worker(app: str, hostname: str, env: Mapping[str, str], timeout_s: float = 2.0) -> bool:

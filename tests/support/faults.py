@@ -21,7 +21,6 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import psutil
 import psycopg
 import redis
@@ -64,17 +63,8 @@ def start_worker(
 ) -> procs.ManagedProcess:
     """A real Celery worker that also imports ``include`` (the probe tasks), ready when it answers a ping."""
     hostname = f"{name}-{uuid.uuid4().hex[:6]}@localhost"
-    argv = procs.celery_argv(app, queues=queues, concurrency=concurrency, hostname=hostname)
-    if include:
-        argv += ["-I", ",".join(include)]
-    proc = procs.spawn(f"worker:{hostname}", argv, env=env, log_path=log_dir / f"{hostname}.log")
-    proc.extra["hostname"] = hostname
-    try:
-        procs.wait_worker_ready(proc, env, ready_timeout_s)
-    except BaseException:
-        proc.stop(timeout_s=5)
-        raise
-    return proc
+    return procs.start_worker(app, queues=queues, hostname=hostname, env=env, log_path=log_dir / f"{hostname}.log",
+                              concurrency=concurrency, ready_timeout_s=ready_timeout_s, include=include)
 
 
 def start_beat(app: str, *, env: Mapping[str, str], log_path: Path) -> procs.ManagedProcess:
@@ -86,27 +76,7 @@ def start_beat(app: str, *, env: Mapping[str, str], log_path: Path) -> procs.Man
 
 def start_api(env: Mapping[str, str], log_path: Path, *, timeout_s: float = 60.0) -> tuple[procs.ManagedProcess, str]:
     """uvicorn serving ``geminivideo.api:app`` on a free loopback port; ready when it answers HTTP at all."""
-    port = procs.free_port()
-    argv = [sys.executable, "-m", "uvicorn", "geminivideo.api:app", "--host", "127.0.0.1", "--port", str(port),
-            "--log-level", "warning"]
-    proc = procs.spawn("api", argv, env=env, log_path=log_path)
-    base = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        if not proc.alive():
-            raise RuntimeError(f"API exited:\n{proc.log_tail()}")
-        try:
-            httpx.get(f"{base}/openapi.json", timeout=2)
-        except httpx.HTTPError:
-            return False
-        return True
-
-    try:
-        procs.wait_until(answers, timeout_s, what="API start")
-    except BaseException:
-        proc.stop(timeout_s=5)
-        raise
-    return proc, base
+    return procs.start_api(env, log_path, require_ok=False, timeout_s=timeout_s)
 
 
 # ─── Redis ──────────────────────────────────────────────────────────────────────────────────────────

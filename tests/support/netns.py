@@ -169,14 +169,6 @@ def start_worker_in(
     """A real Celery worker inside ``host``'s namespace (``env``'s REDIS_URL must name ``host.host_ip``),
     with the probe tasks; ready when it answers a ping (sent from the machine's side)."""
     hostname = f"{name}-{uuid.uuid4().hex[:6]}@{host.namespace}"
-    argv = procs.celery_argv(app, queues=queues, concurrency=concurrency, hostname=hostname)
-    if include:
-        argv += ["-I", ",".join(include)]
-    proc = procs.spawn(f"worker:{hostname}", host.exec_argv(argv), env=env, log_path=log_dir / f"{hostname}.log")
-    proc.extra["hostname"] = hostname
-    try:
-        procs.wait_worker_ready(proc, env, ready_timeout_s)
-    except BaseException:
-        proc.stop(timeout_s=5)
-        raise
-    return proc
+    return procs.start_worker(app, queues=queues, hostname=hostname, env=env, log_path=log_dir / f"{hostname}.log",
+                              concurrency=concurrency, ready_timeout_s=ready_timeout_s, include=include,
+                              wrap=host.exec_argv)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import httpx
 import psutil
 
 from geminivideo import procs
@@ -40,28 +38,9 @@ def make_video(path: Path, *, seconds: float = 2, size: str = "320x240", audio: 
 
 
 def start_api(env: Mapping[str, str], log_path: Path, *, wait_healthy: bool = True) -> tuple[procs.ManagedProcess, str]:
-    """Serve ``geminivideo.api:app`` with uvicorn on a free loopback port; return it and its base URL."""
-    port = procs.free_port()
-    argv = [sys.executable, "-m", "uvicorn", "geminivideo.api:app", "--host", "127.0.0.1", "--port", str(port),
-            "--log-level", "warning"]
-    proc = procs.spawn("api", argv, env=env, log_path=log_path)
-    base = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        if not proc.alive():
-            raise RuntimeError(f"uvicorn exited:\n{proc.log_tail()}")
-        try:
-            response = httpx.get(f"{base}/health", timeout=5)
-        except httpx.HTTPError:
-            return False
-        return response.status_code == 200 or not wait_healthy
-
-    try:
-        procs.wait_until(answers, 60, interval_s=0.3, what="API /health")
-    except BaseException:
-        proc.stop(timeout_s=5)
-        raise
-    return proc, base
+    """Serve ``geminivideo.api:app`` with uvicorn on a free loopback port, ready when ``/health`` answers
+    (200 unless ``wait_healthy`` is off); return it and its base URL."""
+    return procs.start_api(env, log_path, ready_path="/health", require_ok=wait_healthy)
 
 
 def processes_mentioning(marker: str) -> list[psutil.Process]:

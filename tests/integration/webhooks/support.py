@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
 import uuid
@@ -76,29 +75,8 @@ def event_rows(object_id: str) -> list[WebhookEvent]:
 
 # ─── Processes and HTTP ─────────────────────────────────────────────────────────────────────────────
 def start_api(env: dict[str, str], log_path: Path) -> tuple[procs.ManagedProcess, str]:
-    """The real API (uvicorn, one process) on a free loopback port; returns (process, base URL)."""
-    port = procs.free_port()
-    argv = [sys.executable, "-m", "uvicorn", "geminivideo.api:app", "--host", "127.0.0.1", "--port", str(port),
-            "--log-level", "info", "--no-access-log"]
-    proc = procs.spawn("api", argv, env=env, log_path=log_path)
-    base = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        if not proc.alive():
-            return True
-        try:
-            return httpx.get(base + "/openapi.json", timeout=1).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    try:
-        procs.wait_until(answers, 60, what="API start")
-    except TimeoutError:
-        proc.stop()
-        raise
-    if not proc.alive():
-        raise RuntimeError(f"API exited at start:\n{proc.log_tail()}")
-    return proc, base
+    """The real API (uvicorn, one process, info logs) on a free loopback port; returns (process, base URL)."""
+    return procs.start_api(env, log_path, uvicorn_args=("--log-level", "info", "--no-access-log"))
 
 
 def signed_v3(url: str, body: bytes, *, secret: str = SECRET, age_ms: int = 0) -> dict[str, str]:
