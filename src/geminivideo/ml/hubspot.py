@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from typing import Any, cast
@@ -161,10 +162,7 @@ def _stored_result(key: str) -> WebhookResult | None:
 
 
 def _prefetch(change: DealStageChange, client: HubSpotClient | None) -> Prefetched:
-    crm = None
-    if client is not None:
-        with client:
-            crm = client.get_deal(change.deal_id)
+    crm = client.get_deal(change.deal_id) if client is not None else None
     if change.deal_value is not None:
         return Prefetched(change.deal_value, "event", crm)
     if crm is not None and crm.amount is not None:
@@ -172,13 +170,22 @@ def _prefetch(change: DealStageChange, client: HubSpotClient | None) -> Prefetch
     return Prefetched(None, None, crm)
 
 
+def _crm_client() -> AbstractContextManager[HubSpotClient | None]:
+    """The CRM client when HUBSPOT_ACCESS_TOKEN is set (closed on exit), else None."""
+    client = client_from_settings(get_settings())
+    return client if client is not None else nullcontext()
+
+
 def process_event(event: Any, *, delivery_id: str | None = None) -> WebhookResult:
     """Apply one deal-stage change exactly once; a repeat returns the first result as ``duplicate``."""
+    with _crm_client() as crm:
+        return _process_one(event, delivery_id, crm)
+
+
+def _process_one(event: Any, delivery_id: str | None, crm: HubSpotClient | None) -> WebhookResult:
     key, change = _parse(event, delivery_id)
-    crm = client_from_settings(get_settings())
     # Only worth a separate look-up when a duplicate would otherwise cost a CRM call.
     if crm is not None and (stored := _stored_result(key)) is not None:
-        crm.close()
         return stored
     try:
         prefetched = _prefetch(change, crm)
@@ -228,9 +235,15 @@ def process_events(events: Sequence[Any]) -> BatchOutcome:
     Events without an ``eventKey`` are keyed by their body (an identical event is one event).
     """
     outcome = BatchOutcome(events=len(events))
+    with _crm_client() as crm:  # one client (and its kept-alive connection) for the whole batch
+        _process_batch(events, crm, outcome)
+    return outcome
+
+
+def _process_batch(events: Sequence[Any], crm: HubSpotClient | None, outcome: BatchOutcome) -> None:
     for index, event in enumerate(events):
         try:
-            result = process_event(event)
+            result = _process_one(event, None, crm)
         except SoftTimeLimitExceeded:
             outcome.unstarted = list(events[index:])
             break
@@ -245,7 +258,6 @@ def process_events(events: Sequence[Any]) -> BatchOutcome:
             outcome.last_error = f"{type(exc).__name__}: {exc}"
         else:
             outcome.applied[result.status] = outcome.applied.get(result.status, 0) + 1
-    return outcome
 
 
 class _MissingEvent(Exception):
