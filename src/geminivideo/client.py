@@ -43,7 +43,7 @@ from geminivideo.contracts import (
 )
 from geminivideo.db.models import VideoJob
 from geminivideo.db.session import session_scope
-from geminivideo.errors import DependencyUnavailable, GeminiVideoError
+from geminivideo.errors import Conflict, DependencyUnavailable, NotFound
 from geminivideo.progress import ProgressPublisher, follow, progress_channel, read_status
 from geminivideo.redis_client import get_redis
 
@@ -84,11 +84,11 @@ _CELERY_TO_STATUS = {
 }
 
 
-class UnknownJob(GeminiVideoError):
+class UnknownJob(NotFound):
     """No task with this id was ever submitted (or its records have expired)."""
 
 
-class JobAlreadyFinished(GeminiVideoError):
+class JobAlreadyFinished(Conflict):
     """A cancel request for a job that already completed or failed."""
 
 

@@ -3,6 +3,7 @@
 ``TransientError`` subclasses are retried with exponential backoff and jitter; ``PermanentError``
 subclasses fail the task at once (retrying a corrupt video for ten minutes helps nobody).
 Every error takes a single message argument so Celery can rebuild it on the client side.
+``geminivideo.api.errors`` maps the tree to HTTP status codes in one place.
 """
 
 from __future__ import annotations
@@ -22,6 +23,15 @@ class PermanentError(GeminiVideoError):
 
 class InvalidPayload(PermanentError):
     """A task payload or request failed validation; the message names the field."""
+
+
+class NotFound(InvalidPayload):
+    """The request names a thing (job, ad, change) that does not exist; over HTTP a 404."""
+
+
+class Conflict(PermanentError):
+    """The request is well formed but the thing's current state forbids it (a job already finished,
+    a change already decided, a portal owned by another tenant); over HTTP a 409."""
 
 
 class InputNotAllowed(PermanentError):

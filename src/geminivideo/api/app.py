@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from geminivideo import __version__
 from geminivideo.api import health, jobs, ml, rag, webhooks
+from geminivideo.api.errors import register_error_handlers
 
 
 def create_app() -> FastAPI:
@@ -14,6 +15,7 @@ def create_app() -> FastAPI:
         version=__version__,
         description="Webhooks, video jobs, budget sampler, fatigue, approvals and winner search.",
     )
+    register_error_handlers(app)
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(jobs.router)

@@ -7,23 +7,19 @@ the task_status record and the task_progress channel of DESIGN.md §4, streamed 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any
 
-import redis
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from pydantic import BaseModel
-from sqlalchemy.exc import SQLAlchemyError
 
 from geminivideo import client
 from geminivideo.api.deps import require_api_key
-from geminivideo.client import JobAlreadyFinished, JobKind, JobState, QueueInfo, UnknownJob, WorkerInfo
+from geminivideo.client import JobKind, JobState, QueueInfo, WorkerInfo
 from geminivideo.contracts import CaptionJob, PreviewJob, RenderJob, TaskStatus, TranscodeJob
-from geminivideo.errors import DependencyUnavailable
 
 router = APIRouter(dependencies=[Depends(require_api_key)], tags=["jobs"])
 
@@ -47,25 +43,8 @@ class JobSummary(BaseModel):
     error: str | None = None
 
 
-@contextmanager
-def _http_errors() -> Iterator[None]:
-    """Map the client's errors to HTTP: unknown id 404, finished job 409, unreachable dependency 503."""
-    try:
-        yield
-    except UnknownJob as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except JobAlreadyFinished as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    except (DependencyUnavailable, redis.RedisError) as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"dependency unavailable: {exc}") from None
-    except SQLAlchemyError as exc:
-        detail = f"database unavailable: {type(exc).__name__}: {str(exc).splitlines()[0]}"
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail) from None
-
-
 def _submit(request: Request, kind: JobKind, payload: Any) -> Submitted:
-    with _http_errors():
-        task_id = client.submit(kind, payload)
+    task_id = client.submit(kind, payload)
     return Submitted(
         task_id=task_id,
         kind=str(kind),
@@ -99,11 +78,6 @@ def submit_caption(request: Request, job: CaptionJob) -> Submitted:
     return _submit(request, JobKind.CAPTION, job)
 
 
-def _state_or_404(task_id: str) -> JobState:
-    with _http_errors():
-        return client.job_state(task_id)
-
-
 @router.get("/api/jobs")
 def list_jobs(
     kind: JobKind | None = None,
@@ -111,8 +85,7 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[JobSummary]:
     """Recently submitted jobs, newest first."""
-    with _http_errors():
-        rows = client.list_jobs(kind=kind, status=job_status, limit=limit)
+    rows = client.list_jobs(kind=kind, status=job_status, limit=limit)
     return [
         JobSummary(task_id=r.task_id, kind=r.kind, status=r.status, created_at=r.created_at,
                    updated_at=r.updated_at, error=r.error)
@@ -122,13 +95,13 @@ def list_jobs(
 
 @router.get("/api/jobs/{task_id}", name="get_job")
 def get_job(task_id: str) -> JobState:
-    """The job's progress record, its Celery state, and its result once done."""
-    return _state_or_404(task_id)
+    """The job's progress record, its Celery state, and its result once done (an unknown id is a 404)."""
+    return client.job_state(task_id)
 
 
 def _known_job(task_id: str) -> JobState:
     # A dependency, so an unknown id is a plain 404 before the event stream starts.
-    return _state_or_404(task_id)
+    return client.job_state(task_id)
 
 
 @router.get("/api/jobs/{task_id}/events", name="job_events", response_class=EventSourceResponse)
@@ -160,19 +133,16 @@ def _sse(data: dict[str, Any], event_status: TaskStatus) -> ServerSentEvent:
 @router.delete("/api/jobs/{task_id}", status_code=status.HTTP_202_ACCEPTED)
 def cancel_job(task_id: str) -> JobState:
     """Revoke the job with terminate: a running FFmpeg process group is killed; the status becomes cancelled."""
-    with _http_errors():
-        return client.cancel(task_id)
+    return client.cancel(task_id)
 
 
 @router.get("/api/queues")
 def get_queues() -> list[QueueInfo]:
     """Messages waiting per queue, most urgent first within each app."""
-    with _http_errors():
-        return client.queue_lengths()
+    return client.queue_lengths()
 
 
 @router.get("/api/workers")
 async def get_workers(timeout_s: Annotated[float, Query(gt=0, le=10)] = 1.0) -> list[WorkerInfo]:
     """Workers answering ``inspect ping``, with their queues, concurrency, processed count and active tasks."""
-    with _http_errors():
-        return await run_in_threadpool(client.workers, timeout_s)
+    return await run_in_threadpool(client.workers, timeout_s)

@@ -17,7 +17,6 @@ from geminivideo.api.deps import require_api_key
 from geminivideo.contracts import FatigueScanJob
 from geminivideo.db.models.decisions import ChangeType
 from geminivideo.db.session import session_scope
-from geminivideo.errors import InvalidPayload
 from geminivideo.ml import approvals, fatigue
 from geminivideo.ml.sampler import (
     AdState,
@@ -71,10 +70,6 @@ class ManualProposal(_Strict):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-def _bad_request(exc: Exception) -> HTTPException:
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
-
-
 def _states(req: SamplerRequest) -> list[AdState]:
     if req.ads is not None:
         return list(req.ads)
@@ -90,27 +85,21 @@ def _sampler(req: SamplerRequest, **extra: Any) -> BattleHardenedSampler:
 @router.post("/api/ml/battle-hardened/select", tags=["sampler"])
 def sampler_select(req: SamplerRequest) -> dict[str, Any]:
     """Thompson-sample the ad to serve next, with every ad's probability of being best and its metrics."""
-    try:
-        return _sampler(req).select(_states(req))
-    except InvalidPayload as exc:
-        raise _bad_request(exc) from None
+    return _sampler(req).select(_states(req))
 
 
 @router.post("/api/ml/battle-hardened/allocate", tags=["sampler"])
 def sampler_allocate(req: AllocateRequest) -> dict[str, Any]:
     """Split ``total_budget`` by probability of being best (floor, capped changes, total conserved);
     with ``submit_for_approval`` the kills and budget moves become pending changes."""
-    try:
-        states = _states(req)
-        allocation = _sampler(req, exploration_floor=req.exploration_floor, max_change=req.max_change).allocate(
-            states, req.total_budget)
-        if req.submit_for_approval:
-            with session_scope() as session:
-                allocation["approval"] = submit_for_approval(session, allocation, states,
-                                                             min_change_pct=req.min_change_pct)
-        return allocation
-    except InvalidPayload as exc:
-        raise _bad_request(exc) from None
+    states = _states(req)
+    allocation = _sampler(req, exploration_floor=req.exploration_floor, max_change=req.max_change).allocate(
+        states, req.total_budget)
+    if req.submit_for_approval:
+        with session_scope() as session:
+            allocation["approval"] = submit_for_approval(session, allocation, states,
+                                                         min_change_pct=req.min_change_pct)
+    return allocation
 
 
 # ─── Fatigue ────────────────────────────────────────────────────────────────────────────────────────
@@ -150,24 +139,10 @@ def fatigue_scan(job: FatigueScanJob) -> dict[str, Any]:
 @router.put("/api/ml/fatigue/thresholds/{tenant_id}", tags=["fatigue"])
 def fatigue_thresholds(tenant_id: str, overrides: dict[str, Any]) -> dict[str, Any]:
     """Override a tenant's fatigue thresholds by name (e.g. ``{"frequency_saturated": 4.0}``)."""
-    try:
-        return {"tenant_id": tenant_id, "thresholds": fatigue.set_thresholds(tenant_id, overrides).model_dump()}
-    except InvalidPayload as exc:
-        raise _bad_request(exc) from None
+    return {"tenant_id": tenant_id, "thresholds": fatigue.set_thresholds(tenant_id, overrides).model_dump()}
 
 
 # ─── Approvals ──────────────────────────────────────────────────────────────────────────────────────
-def _change_call(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    try:
-        return fn(*args, **kwargs).model_dump(mode="json")
-    except approvals.ChangeNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except approvals.InvalidTransition as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from None
-    except InvalidPayload as exc:
-        raise _bad_request(exc) from None
-
-
 @router.get("/api/ml/approvals", tags=["approvals"])
 def approvals_list(
     status_: Annotated[str | None, Query(alias="status")] = "pending_approval", tenant_id: str | None = None,
@@ -175,22 +150,16 @@ def approvals_list(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
     """Pending changes by default; ``?status=all`` lists every status, newest first."""
-    try:
-        rows = approvals.list_changes(None if status_ == "all" else status_, tenant_id=tenant_id,
-                                      campaign_id=campaign_id, ad_id=ad_id, limit=limit, offset=offset)
-    except InvalidPayload as exc:
-        raise _bad_request(exc) from None
+    rows = approvals.list_changes(None if status_ == "all" else status_, tenant_id=tenant_id,
+                                  campaign_id=campaign_id, ad_id=ad_id, limit=limit, offset=offset)
     return {"changes": [r.model_dump(mode="json") for r in rows], "count": len(rows)}
 
 
 @router.post("/api/ml/approvals", tags=["approvals"], status_code=status.HTTP_201_CREATED)
 def approvals_propose(proposal: ManualProposal) -> dict[str, Any]:
     """Propose a manual change (pause, resume, budget) for an ad; it waits for approval like any other."""
-    try:
-        view = approvals.propose_change(proposal.ad_id, proposal.change_type, proposal.requested_value,
-                                        reason=proposal.reason)
-    except InvalidPayload as exc:
-        raise _bad_request(exc) from None
+    view = approvals.propose_change(proposal.ad_id, proposal.change_type, proposal.requested_value,
+                                    reason=proposal.reason)
     if view is None:
         raise HTTPException(status.HTTP_409_CONFLICT, f"ad {proposal.ad_id} already has an open proposal")
     return view.model_dump(mode="json")
@@ -198,15 +167,15 @@ def approvals_propose(proposal: ManualProposal) -> dict[str, Any]:
 
 @router.get("/api/ml/approvals/{change_id}", tags=["approvals"])
 def approvals_show(change_id: int) -> dict[str, Any]:
-    return _change_call(approvals.show_change, change_id)
+    return approvals.show_change(change_id).model_dump(mode="json")
 
 
 @router.post("/api/ml/approvals/{change_id}/approve", tags=["approvals"])
 def approvals_approve(change_id: int, decision: DecisionRequest) -> dict[str, Any]:
     """pending_approval -> approved; the executor applies it within minutes, through the safety gates."""
-    return _change_call(approvals.approve_change, change_id, decision.decided_by, decision.note)
+    return approvals.approve_change(change_id, decision.decided_by, decision.note).model_dump(mode="json")
 
 
 @router.post("/api/ml/approvals/{change_id}/reject", tags=["approvals"])
 def approvals_reject(change_id: int, decision: DecisionRequest) -> dict[str, Any]:
-    return _change_call(approvals.reject_change, change_id, decision.decided_by, decision.note)
+    return approvals.reject_change(change_id, decision.decided_by, decision.note).model_dump(mode="json")

@@ -7,21 +7,17 @@ worker replaces the file (see ``geminivideo.ml.winner_index``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
-from sqlalchemy.exc import SQLAlchemyError
 
 from geminivideo.api.deps import require_api_key
-from geminivideo.errors import InvalidPayload, ModelUnavailable, ProcessingFailed
 from geminivideo.ml import winners
 from geminivideo.ml.creative_dna import AdFormat
 
 router = APIRouter(prefix="/api/ml/rag", dependencies=[Depends(require_api_key)], tags=["winners"])
 
-T = TypeVar("T")
 K = Annotated[int, Query(ge=1, le=winners.MAX_K, description="how many winners to return")]
 TenantFilter = Annotated[str | None, Query(min_length=1, max_length=128, description="only this tenant's winners")]
 FormatFilter = Annotated[AdFormat | None, Query(description="only this aspect ratio")]
@@ -37,22 +33,6 @@ class WinnerSearchResponse(BaseModel):
     results: list[winners.WinnerHit]
 
 
-def _answer(call: Callable[[], T]) -> T:
-    """Run a winners call, turning domain errors into HTTP answers that say what to fix."""
-    try:
-        return call()
-    except winners.UnknownAd as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
-    except InvalidPayload as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    except (ModelUnavailable, ProcessingFailed) as exc:
-        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, str(exc)) from None
-    except SQLAlchemyError as exc:
-        raise HTTPException(
-            status.HTTP_503_SERVICE_UNAVAILABLE, f"database unavailable: {type(exc).__name__}"
-        ) from None
-
-
 @router.get("/search-winners")
 def search_winners(
     q: Annotated[str, Query(min_length=1, max_length=winners.MAX_QUERY_CHARS, description="a creative, in words")],
@@ -62,7 +42,7 @@ def search_winners(
 ) -> WinnerSearchResponse:
     """Winners whose creative DNA is most similar to the text ``q`` (cosine similarity, best first)."""
     fmt = format.value if format else None
-    hits = _answer(lambda: winners.search(q, k=k, tenant_id=tenant_id, format=fmt))
+    hits = winners.search(q, k=k, tenant_id=tenant_id, format=fmt)
     return WinnerSearchResponse(query=q, k=k, tenant_id=tenant_id, format=fmt, count=len(hits), results=hits)
 
 
@@ -75,11 +55,11 @@ def similar_winners(
 ) -> WinnerSearchResponse:
     """Winners most similar to the creative DNA of ``ad_id`` (which need not be a winner itself)."""
     fmt = format.value if format else None
-    hits = _answer(lambda: winners.similar_to(ad_id, k=k, tenant_id=tenant_id, format=fmt))
+    hits = winners.similar_to(ad_id, k=k, tenant_id=tenant_id, format=fmt)
     return WinnerSearchResponse(ad_id=ad_id, k=k, tenant_id=tenant_id, format=fmt, count=len(hits), results=hits)
 
 
 @router.get("/stats")
 def winner_index_stats() -> dict[str, Any]:
     """Vectors in the index, SQL entries (and whether they agree), per-tenant and per-format counts."""
-    return _answer(winners.index_stats)
+    return winners.index_stats()

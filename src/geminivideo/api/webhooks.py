@@ -89,7 +89,7 @@ async def hubspot_webhook(request: Request, settings: SettingsDep) -> dict[str, 
     verified = _check_signature(settings, request, body)
     try:
         report = await run_in_threadpool(hubspot.ingest, body, received_at=received_at)
-    except InvalidPayload as exc:
+    except InvalidPayload as exc:  # the documented exception to api/errors.py: HubSpot's own contract is a 400
         raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from None
     except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, TransientError) as exc:
         log.warning("webhook not stored, asking the sender to retry: %s", exc)
@@ -124,11 +124,7 @@ def get_webhook_event(key: str) -> dict[str, Any]:
 @router.put("/api/webhooks/pipelines/{tenant_id}", tags=["webhooks"], dependencies=[ApiKey])
 def put_pipeline(tenant_id: str, config: PipelineConfig) -> dict[str, Any]:
     """Set a tenant's deal pipeline (stage probabilities or fixed values, average deal value, portal)."""
-    try:
-        _in_session(hubspot.save_pipeline, tenant_id, config)
-    except sqlalchemy.exc.IntegrityError:
-        detail = f"portal_id {config.portal_id} belongs to another tenant"
-        raise HTTPException(status.HTTP_409_CONFLICT, detail) from None
+    _in_session(hubspot.save_pipeline, tenant_id, config)  # a portal_id of another tenant: Conflict, 409
     return {"tenant_id": tenant_id, **config.model_dump(mode="json")}
 
 
@@ -147,8 +143,5 @@ def track_click(click: TrackClick) -> dict[str, Any]:
 @router.post("/api/ml/battle-hardened/feedback", tags=["sampler"], dependencies=[ApiKey])
 def sampler_feedback(feedback: SamplerFeedback) -> dict[str, Any]:
     """Add external outcome feedback to an ad's sampler state (once per ``feedback_id``)."""
-    try:
-        applied, state = _in_session(record_feedback, feedback)
-    except InvalidPayload as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from None
+    applied, state = _in_session(record_feedback, feedback)  # an unknown ad: NotFound, 404
     return {"applied": applied, "state": state}

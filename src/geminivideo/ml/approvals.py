@@ -43,7 +43,7 @@ from geminivideo.db.models.decisions import (
     PendingAdChange,
 )
 from geminivideo.db.session import session_scope
-from geminivideo.errors import InvalidPayload, PermanentError, TransientError
+from geminivideo.errors import Conflict, InvalidPayload, NotFound, PermanentError, TransientError
 from geminivideo.ml.ad_platform import AdPlatformClient, ClientFactory, PlatformAd, recording_client
 
 log = logging.getLogger(__name__)
@@ -54,11 +54,11 @@ MAX_ATTEMPTS = 3
 _OPEN = [str(s) for s in OPEN_CHANGE_STATUSES]
 
 
-class ChangeNotFound(PermanentError):
+class ChangeNotFound(NotFound):
     """No pending ad change has this id."""
 
 
-class InvalidTransition(PermanentError):
+class InvalidTransition(Conflict):
     """The change is not in a state that allows the requested decision."""
 
 

@@ -38,7 +38,7 @@ from geminivideo.config import get_settings
 from geminivideo.contracts import DealStageChange, PipelineConfig, WebhookResult, parse_payload, utcnow
 from geminivideo.db.models.webhooks import Conversion, DealState, EventStatus, TenantPipeline, WebhookEvent
 from geminivideo.db.session import session_scope
-from geminivideo.errors import DependencyUnavailable, InvalidPayload, PermanentError
+from geminivideo.errors import Conflict, DependencyUnavailable, InvalidPayload, PermanentError
 from geminivideo.ml import attribution, revenue, webhook_store
 from geminivideo.ml.hubspot_client import CrmDeal, HubSpotClient, client_from_settings
 from geminivideo.ml.hubspot_events import parse_body
@@ -366,7 +366,10 @@ def save_pipeline(session: Session, tenant_id: str, config: PipelineConfig) -> N
         session.add(TenantPipeline(tenant_id=tenant_id, portal_id=config.portal_id, config=data))
     else:
         row.portal_id, row.config = config.portal_id, data
-    session.flush()
+    try:
+        session.flush()
+    except sqlalchemy.exc.IntegrityError:  # portal_id is unique: one HubSpot portal feeds one tenant
+        raise Conflict(f"portal_id {config.portal_id} belongs to another tenant") from None
 
 
 def _book(deal: _Deal | None) -> revenue.DealBook | None:

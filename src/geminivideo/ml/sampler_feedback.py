@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from geminivideo.contracts import SamplerFeedback, utcnow
 from geminivideo.db.models.core import Ad, AdSamplerState
 from geminivideo.db.models.webhooks import SamplerFeedbackRecord
-from geminivideo.errors import InvalidPayload
+from geminivideo.errors import NotFound
 from geminivideo.ml.webhook_store import dialect_insert
 
 
@@ -68,7 +68,7 @@ def sampler_state(session: Session, ad_id: str) -> dict[str, Any] | None:
 def record_feedback(session: Session, feedback: SamplerFeedback) -> tuple[bool, dict[str, Any]]:
     """Apply external feedback once per ``feedback_id``; return (applied now, the ad's state)."""
     if not ad_exists(session, feedback.ad_id):
-        raise InvalidPayload(f"ad_id: no ad {feedback.ad_id!r} exists")
+        raise NotFound(f"ad_id: no ad {feedback.ad_id!r} exists")
     feedback_id = feedback.feedback_id or uuid.uuid4().hex
     inserted = session.scalars(
         dialect_insert(session, SamplerFeedbackRecord)

@@ -54,7 +54,7 @@ from geminivideo.db.models.winners import (
     WinnerThresholds,
 )
 from geminivideo.db.session import session_scope
-from geminivideo.errors import InvalidPayload
+from geminivideo.errors import InvalidPayload, NotFound
 from geminivideo.ml import embeddings, winner_index
 from geminivideo.ml.creative_dna import AdFormat, CreativeDNA, content_hash, dna_text, expand_glossary, parse_dna
 from geminivideo.progress import ProgressCallback, no_progress
@@ -67,7 +67,7 @@ MAX_K = 100
 MAX_QUERY_CHARS = 1000
 
 
-class UnknownAd(InvalidPayload):
+class UnknownAd(NotFound):
     """The ad id names no ad (or an ad without creative DNA); the API answers 404."""
 
 

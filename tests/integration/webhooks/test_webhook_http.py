@@ -155,6 +155,16 @@ def test_pipeline_config_is_validated(api: httpx.Client) -> None:
     assert response.status_code == 422 and "entry_stage" in response.text
 
 
+def test_a_portal_already_owned_by_another_tenant_is_409(api: httpx.Client) -> None:
+    portal = uuid.uuid4().int % 10**12
+    config = {"stages": {"won": {"probability": 1.0}}, "average_deal_value": 10, "entry_stage": "won",
+              "portal_id": portal}
+    first = api.put(f"/api/webhooks/pipelines/{unique('t')}", json=config)
+    second = api.put(f"/api/webhooks/pipelines/{unique('t')}", json=config)
+    assert first.status_code == 200, first.text
+    assert second.status_code == 409 and f"portal_id {portal} belongs to another tenant" in second.text
+
+
 def _short_lived_api(test_env: test_support.TestEnv, log: Path, **env: str) -> tuple[procs.ManagedProcess, str]:
     return start_api(_env(test_env, **env), log)
 
