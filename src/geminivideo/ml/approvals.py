@@ -32,6 +32,7 @@ from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from geminivideo.contracts import utcnow
+from geminivideo.db.dialect import insert_ignoring_conflicts, is_postgresql
 from geminivideo.db.models import Ad
 from geminivideo.db.models.decisions import (
     OPEN_CHANGE_SQL,
@@ -122,14 +123,6 @@ class ChangeView(BaseModel):
 
 
 # ─── Proposals ──────────────────────────────────────────────────────────────────────────────────────
-def _dialect_insert(session: Session) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    return insert
-
-
 def propose_changes(session: Session, proposals: Sequence[Proposal], *, now: datetime | None = None) -> list[int]:
     """Queue proposals for approval in ``session``; an ad with an open proposal keeps it (ids of new rows)."""
     if not proposals:
@@ -145,12 +138,11 @@ def propose_changes(session: Session, proposals: Sequence[Proposal], *, now: dat
     if not rows:
         return []
     # The partial unique index settles a race with a concurrent proposer: the loser inserts nothing.
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         return _insert_proposals_pg(session, list(rows.values()), now)
-    insert = _dialect_insert(session)
     # Core (not ORM) insert: one multi-row statement per 1,000 proposals instead of one per row.
     table = PendingAdChange.__table__
-    stmt = insert(table).on_conflict_do_nothing(index_elements=["ad_id"], index_where=OPEN_CHANGE_WHERE)
+    stmt = insert_ignoring_conflicts(session, table, ["ad_id"], index_where=OPEN_CHANGE_WHERE)
     return list(session.connection().execute(stmt.returning(table.c.id), list(rows.values())).scalars())
 
 
@@ -315,7 +307,7 @@ def claim_approved(session: Session, limit: int, owner: str, now: datetime) -> l
     """Mark up to ``limit`` approved rows ``executing`` for ``owner``; concurrent claimers get disjoint rows."""
     pending = (select(PendingAdChange.id).where(PendingAdChange.status == ChangeStatus.APPROVED)
                .order_by(PendingAdChange.decided_at, PendingAdChange.id).limit(limit))
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         ids = list(session.scalars(pending.with_for_update(skip_locked=True)))
         if not ids:
             return []
@@ -367,7 +359,7 @@ def _lock_campaign(session: Session, change_id: int) -> PendingAdChange:
     session.execute(update(PendingAdChange).where(PendingAdChange.id == change_id).values(updated_at=now))
     change = session.get(PendingAdChange, change_id)
     assert change is not None
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         # Gates read then write per campaign: one executor per campaign at a time.
         key = zlib.crc32(change.campaign_id.encode()) - 2**31
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})

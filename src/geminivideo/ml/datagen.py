@@ -40,6 +40,7 @@ import numpy as np
 from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
+from geminivideo.db.dialect import dialect_insert, is_postgresql
 from geminivideo.db.models import Ad, AdDailyMetric, AdSamplerState, Tenant
 from geminivideo.db.session import session_scope
 from geminivideo.errors import InvalidPayload
@@ -301,7 +302,7 @@ def write_chunk(session: Session, chunk: SimulatedChunk, spec: DatasetSpec) -> i
     """Insert the chunk's ads, daily metrics and sampler state; return the number of metric rows."""
     session.execute(insert(Ad), list(_ad_rows(chunk, spec)))
     rows = _metric_rows(chunk, spec)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         copy_rows(session, "ad_daily_metrics", _METRIC_COLUMNS, rows)
     else:
         session.execute(insert(AdDailyMetric), [dict(zip(_METRIC_COLUMNS, r, strict=True)) for r in rows])
@@ -449,13 +450,8 @@ def _median_spend(records: list[dict[str, Any]], ad_id: str) -> float:
 
 
 def _upsert_metrics(session: Session, records: list[dict[str, Any]]) -> None:
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
     columns = [c for c in _METRIC_COLUMNS if c not in ("ad_id", "day")]
-    stmt = dialect_insert(AdDailyMetric)
+    stmt = dialect_insert(session, AdDailyMetric)
     stmt = stmt.on_conflict_do_update(
         index_elements=["ad_id", "day"], set_={c: getattr(stmt.excluded, c) for c in columns}
     )

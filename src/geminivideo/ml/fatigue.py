@@ -31,6 +31,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from geminivideo.contracts import FatigueScanJob, FatigueScanResult, describe_errors, utcnow
+from geminivideo.db.dialect import is_postgresql
 from geminivideo.db.models import Ad, AdDailyMetric, Tenant
 from geminivideo.db.models.decisions import (
     ChangeSource,
@@ -454,7 +455,7 @@ def iter_ad_chunks(tenant_id: str | None, chunk_size: int) -> Iterator[list[tupl
 def load_history(session: Session, ads: Sequence[tuple[str, str, str, float]], as_of: date, days: int) -> History:
     start = as_of - timedelta(days=days - 1)
     history = History.empty(ads, as_of, days)
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         history.fill_numeric(_numeric_rows_pg(session, history.ad_ids, start, as_of))
         return history
     stmt = select(
@@ -508,7 +509,7 @@ _REPORT_COLUMNS = ("scan_id", "tenant_id", "ad_id", "campaign_id", "status", "se
 
 def write_reports(session: Session, rows: list[dict[str, Any]]) -> None:
     """Store one scan chunk's reports; COPY on PostgreSQL, where 100,000 INSERTed rows would take seconds."""
-    if session.get_bind().dialect.name != "postgresql":
+    if not is_postgresql(session):
         session.execute(insert(FatigueReport), rows)
         return
     copy_rows(session, "fatigue_reports", _REPORT_COLUMNS,

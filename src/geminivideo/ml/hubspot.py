@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from geminivideo.config import get_settings
 from geminivideo.contracts import DealStageChange, PipelineConfig, WebhookResult, parse_payload, utcnow
+from geminivideo.db.dialect import insert_ignoring_conflicts, is_postgresql
 from geminivideo.db.models.webhooks import Conversion, DealState, EventStatus, TenantPipeline, WebhookEvent
 from geminivideo.db.session import session_scope
 from geminivideo.errors import Conflict, DependencyUnavailable, InvalidPayload, PermanentError
@@ -117,8 +118,7 @@ def _store_direct_event(key: str, raw: Any, change: DealStageChange | None, erro
         "deliveries": 1, "error": error, "processed_at": utcnow() if error else None,
     }
     with session_scope() as session:
-        session.execute(webhook_store.dialect_insert(session, WebhookEvent).values(**row)
-                        .on_conflict_do_nothing(index_elements=["idempotency_key"]))
+        session.execute(insert_ignoring_conflicts(session, WebhookEvent, ["idempotency_key"]).values(**row))
 
 
 def _parse(event: Any, delivery_id: str | None) -> tuple[str, DealStageChange]:
@@ -327,7 +327,7 @@ def _finish(session: Session, key: str, result: WebhookResult) -> None:
 
 def _lock_deal(session: Session, tenant_id: str, deal_id: str) -> _Deal | None:
     """Take the deal's lock (PostgreSQL; SQLite already serialises writers) and read it fresh."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         lock_id = int.from_bytes(hashlib.sha256(f"deal\x1f{tenant_id}\x1f{deal_id}".encode()).digest()[:8], "big",
                                  signed=True)
         session.execute(_LOCK_DEAL, {"id": lock_id})

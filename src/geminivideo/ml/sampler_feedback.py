@@ -15,10 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from geminivideo.contracts import SamplerFeedback, utcnow
+from geminivideo.db.dialect import dialect_insert, insert_ignoring_conflicts
 from geminivideo.db.models.core import Ad, AdSamplerState
 from geminivideo.db.models.webhooks import SamplerFeedbackRecord
 from geminivideo.errors import NotFound
-from geminivideo.ml.webhook_store import dialect_insert
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,9 @@ def record_feedback(session: Session, feedback: SamplerFeedback) -> tuple[bool, 
         raise NotFound(f"ad_id: no ad {feedback.ad_id!r} exists")
     feedback_id = feedback.feedback_id or uuid.uuid4().hex
     inserted = session.scalars(
-        dialect_insert(session, SamplerFeedbackRecord)
+        insert_ignoring_conflicts(session, SamplerFeedbackRecord, ["feedback_id"])
         .values(feedback_id=feedback_id, ad_id=feedback.ad_id, pipeline_value=feedback.pipeline_value,
                 cash_revenue=feedback.cash_revenue, conversions=feedback.conversions, created_at=utcnow())
-        .on_conflict_do_nothing(index_elements=["feedback_id"])
         .returning(SamplerFeedbackRecord.id)
     ).first()
     if inserted is not None:

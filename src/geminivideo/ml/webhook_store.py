@@ -19,11 +19,13 @@ from typing import Any, cast
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
 from sqlalchemy import String, Table, bindparam, func, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from geminivideo.celery_base import task_priority
 from geminivideo.contracts import TASK_QUEUE, TaskName, utcnow
+from geminivideo.db.dialect import dialect_insert as dialect_insert  # its old home; callers may still import it
+from geminivideo.db.dialect import insert_ignoring_conflicts, is_postgresql
 from geminivideo.db.models.webhooks import EventStatus, WebhookEvent
 from geminivideo.ml.hubspot_events import IncomingEvent
 
@@ -34,12 +36,6 @@ _APPLIED = (EventStatus.PROCESSED, EventStatus.STALE)
 PENDING_GRACE_S = 60.0  # the API sends right after commit; older pending rows missed the broker
 ENQUEUED_GRACE_S = 30 * 60.0  # a message this old and still unprocessed was lost (e.g. Redis restarted)
 MAX_ATTEMPTS = 20
-
-
-def dialect_insert(session: Session, table: Any) -> Any:
-    """``INSERT`` with ``on_conflict_do_nothing`` for the session's database."""
-    name = session.get_bind().dialect.name
-    return (postgresql.insert if name == "postgresql" else sqlite.insert)(table)
 
 
 @dataclass
@@ -99,14 +95,11 @@ def _utc_iso(value: object) -> str:
 
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
     """Insert the rows whose key is not stored yet (one statement); return the keys inserted now."""
-    if session.get_bind().dialect.name == "postgresql":
+    if is_postgresql(session):
         return set(session.execute(_PG_INSERT_NEW, {"rows": _pg_rows_json(rows)}).scalars())
     # SQLite: one cached statement, rows as parameters (SQLAlchemy batches them into multi-row INSERTs).
-    statement = (
-        dialect_insert(session, _EVENTS)
-        .on_conflict_do_nothing(index_elements=["idempotency_key"])
-        .returning(_EVENTS.c.idempotency_key)
-    )
+    statement = insert_ignoring_conflicts(session, _EVENTS, ["idempotency_key"]).returning(
+        _EVENTS.c.idempotency_key)
     return set(session.execute(statement, rows).scalars())
 
 
@@ -195,8 +188,8 @@ _MARK_ENQUEUED = (
 def mark_enqueued(session: Session, keys: Sequence[str]) -> None:
     if not keys:
         return
-    postgres = session.get_bind().dialect.name == "postgresql"
-    session.execute(_PG_MARK_ENQUEUED if postgres else _MARK_ENQUEUED, {"keys": list(keys), "now": utcnow()})
+    statement = _PG_MARK_ENQUEUED if is_postgresql(session) else _MARK_ENQUEUED
+    session.execute(statement, {"keys": list(keys), "now": utcnow()})
 
 
 def record_failure(session: Session, key: str, error: str, *, final: bool) -> None:
