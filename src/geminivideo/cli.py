@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from geminivideo import client
@@ -27,13 +25,13 @@ from geminivideo.client import JobKind
 from geminivideo.contracts import (
     CaptionJob,
     PreviewJob,
-    ProgressEvent,
     RenderJob,
     TaskStatus,
     TranscodeJob,
     parse_payload,
 )
 from geminivideo.errors import GeminiVideoError
+from geminivideo.terminal import follow_job, progress_bars, signed_post
 
 console = Console()
 err_console = Console(stderr=True)
@@ -52,27 +50,6 @@ app.add_typer(db_app, name="db")
 Wait = Annotated[
     bool, typer.Option("--wait", "-w", help="Follow progress until the job ends (exit 1 unless it completed).")
 ]
-TIMEOUT_S = 3600.0
-
-
-# ─── Progress ────────────────────────────────────────────────────────────────────────────────────
-def progress_bars(target: Console | None = None) -> Progress:
-    """The progress display used by --wait and by the demo."""
-    return Progress(
-        TextColumn("[bold]{task.description:<22}"), BarColumn(), TaskProgressColumn(),
-        TextColumn("{task.fields[status]:<10}"), TextColumn("[dim]{task.fields[message]}", justify="left"),
-        TimeElapsedColumn(), console=target or console, transient=False,
-    )
-
-
-def follow_job(progress: Progress, task_id: str, label: str, *, timeout_s: float = TIMEOUT_S) -> ProgressEvent | None:
-    """Draw one bar from the job's task_progress channel until a final status; return the last event."""
-    bar = progress.add_task(label, total=100, status="queued", message="")
-    last: ProgressEvent | None = None
-    for event in client.wait_events(task_id, timeout_s=timeout_s):
-        last = event
-        progress.update(bar, completed=event.progress, status=event.status.value, message=event.message[:60])
-    return last
 
 
 def _submit_and_report(kind: JobKind, payload: dict[str, Any], wait: bool) -> None:
@@ -80,7 +57,7 @@ def _submit_and_report(kind: JobKind, payload: dict[str, Any], wait: bool) -> No
     console.print(f"[green]submitted[/] {kind.value} job [bold]{task_id}[/]")
     if not wait:
         return
-    with progress_bars() as progress:
+    with progress_bars(console) as progress:
         last = follow_job(progress, task_id, kind.value)
     state = client.job_state(task_id)
     _print_state(state)
@@ -255,18 +232,6 @@ def winners_search(query: str, k: int = 5, tenant: str | None = None,
         table.add_row(hit.ad_id, f"{hit.similarity:.3f}", hit.format or "", str(hit.dna.get("hook_type", "")),
                       metrics)
     console.print(table)
-
-
-def signed_post(url: str, body: bytes, secret: str) -> Any:
-    """POST ``body`` to ``url`` with a HubSpot v3 signature (method + URI + body + timestamp)."""
-    import httpx
-
-    from geminivideo.ml.hubspot_signature import HEADER_TIMESTAMP, HEADER_V3, v3_signature
-
-    timestamp = str(int(time.time() * 1000))
-    headers = {"Content-Type": "application/json", HEADER_TIMESTAMP: timestamp,
-               HEADER_V3: v3_signature(secret, "POST", url, body, timestamp)}
-    return httpx.post(url, content=body, headers=headers, timeout=30)
 
 
 @webhook_app.command("send")

@@ -7,7 +7,6 @@ Shared by the HTTP API, the CLI and the demo, so a job submitted any of those wa
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -44,7 +43,7 @@ from geminivideo.contracts import (
 from geminivideo.db.models import VideoJob
 from geminivideo.db.session import session_scope
 from geminivideo.errors import Conflict, DependencyUnavailable, NotFound
-from geminivideo.progress import ProgressPublisher, follow, progress_channel, read_status
+from geminivideo.progress import FollowSteps, ProgressPublisher, follow, progress_channel, read_status, status_key
 from geminivideo.redis_client import get_redis
 
 CANCEL_SIGNAL = "SIGTERM"  # the pool's SIGTERM handler unwinds the task, so FFmpeg's group is killed and cleaned
@@ -272,26 +271,19 @@ def wait_events(task_id: str, *, timeout_s: float = 3600.0) -> Iterator[Progress
 
 
 async def follow_async(task_id: str, *, timeout_s: float = 3600.0) -> AsyncIterator[ProgressEvent]:
-    """Asynchronous ``progress.follow``: subscribe first, then replay the stored status, then stream."""
+    """Asynchronous ``progress.follow`` (the same ``FollowSteps``, awaited): subscribe, replay the stored status,
+    then stream."""
+    steps = FollowSteps(timeout_s)
     client = aioredis.Redis.from_url(get_settings().redis_url, decode_responses=True, socket_connect_timeout=5)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     try:
         await pubsub.subscribe(progress_channel(task_id))
-        raw = await client.get(f"task_status:{task_id}")
-        if raw:
-            current = ProgressEvent.model_validate_json(raw)
-            yield current
-            if current.is_final:
-                return
-        deadline = time.monotonic() + timeout_s
-        while (remaining := deadline - time.monotonic()) > 0:
-            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=min(1.0, remaining))
-            if message is None:
-                continue
-            event = ProgressEvent.model_validate(json.loads(message["data"]))
+        if (event := steps.stored(await client.get(status_key(task_id)))) is not None:
             yield event
-            if event.is_final:
-                return
+        while (wait_s := steps.next_wait_s()) is not None:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=wait_s)
+            if (event := steps.received(message)) is not None:
+                yield event
     finally:
         await pubsub.aclose()
         await client.aclose()

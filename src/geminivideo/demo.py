@@ -32,6 +32,7 @@ from geminivideo.config import get_settings
 from geminivideo.contracts import ML_QUEUE_ORDER, VIDEO_QUEUE_ORDER, TaskName, TaskStatus
 from geminivideo.db.session import dispose_engine
 from geminivideo.redis_client import reset_redis
+from geminivideo.terminal import follow_job, progress_bars, signed_post
 
 STEP_TIMEOUT_S = 900.0
 TENANT = "demo"
@@ -201,8 +202,6 @@ class Demo:
                 ("profiles", ", ".join(f"{k} {v}" for k, v in sorted(profiles.items())))]
 
     def step_webhooks(self) -> list[tuple[str, str]]:
-        from geminivideo.cli import signed_post
-
         secret = get_settings().hubspot_client_secret
         if secret is None:
             raise StepFailed("HUBSPOT_CLIENT_SECRET is not set, so no signed webhook can be sent")
@@ -275,8 +274,6 @@ class Demo:
     def _follow_many(self, ids: dict[str, str]) -> dict[str, dict[str, Any]]:
         """Live bars for several tasks at once; every result, or StepFailed naming the first failure."""
         from concurrent.futures import ThreadPoolExecutor
-
-        from geminivideo.cli import follow_job, progress_bars
 
         with progress_bars(self.console) as bars, ThreadPoolExecutor(len(ids)) as pool:
             futures = {label: pool.submit(follow_job, bars, task_id, label, timeout_s=STEP_TIMEOUT_S)

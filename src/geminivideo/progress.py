@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import redis
 
@@ -139,28 +140,49 @@ class ProgressPublisher:
         return self.publish(TaskStatus.PROCESSING, progress, message)
 
 
-def follow(client: redis.Redis, task_id: str, *, timeout_s: float = 3600.0) -> Iterator[ProgressEvent]:
-    """Yield a task's progress events until a final status or ``timeout_s``.
-
-    Subscribes before reading the stored status, so no update between the two is missed.
+class FollowSteps:
+    """The decisions of following a task, without I/O, shared by the blocking ``follow`` below and the asyncio
+    ``client.follow_async``: parse the stored record, then each message, and stop at a final status or the
+    deadline. The caller subscribes before reading the stored record, so no update between the two is missed.
     """
+
+    POLL_S = 1.0  # longest single wait, so the deadline is honoured even when nothing is published
+
+    def __init__(self, timeout_s: float) -> None:
+        self._deadline = time.monotonic() + timeout_s
+        self.finished = False
+
+    def stored(self, raw: str | bytes | None) -> ProgressEvent | None:
+        """The ``task_status`` record read after subscribing, if there is one."""
+        event = ProgressEvent.model_validate_json(raw) if raw else None
+        self.finished = event is not None and event.is_final
+        return event
+
+    def next_wait_s(self) -> float | None:
+        """How long to wait for the next message; None once a final status arrived or the deadline passed."""
+        remaining = self._deadline - time.monotonic()
+        return None if self.finished or remaining <= 0 else min(self.POLL_S, remaining)
+
+    def received(self, message: dict[str, Any] | None) -> ProgressEvent | None:
+        """The event in a pub/sub message (None when the wait ended without one)."""
+        if message is None:
+            return None
+        event = ProgressEvent.model_validate(json.loads(message["data"]))
+        self.finished = event.is_final
+        return event
+
+
+def follow(client: redis.Redis, task_id: str, *, timeout_s: float = 3600.0) -> Iterator[ProgressEvent]:
+    """Yield a task's progress events until a final status or ``timeout_s``."""
+    steps = FollowSteps(timeout_s)
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(progress_channel(task_id))
     try:
-        current = read_status(client, task_id)
-        if current is not None:
-            yield current
-            if current.is_final:
-                return
-        deadline = time.monotonic() + timeout_s
-        while (remaining := deadline - time.monotonic()) > 0:
-            message = pubsub.get_message(timeout=min(1.0, remaining))
-            if message is None:
-                continue
-            event = ProgressEvent.model_validate(json.loads(message["data"]))
+        if (event := steps.stored(client.get(status_key(task_id)))) is not None:
             yield event
-            if event.is_final:
-                return
+        while (wait_s := steps.next_wait_s()) is not None:
+            if (event := steps.received(pubsub.get_message(timeout=wait_s))) is not None:
+                yield event
     finally:
         pubsub.close()
 
