@@ -62,15 +62,19 @@ def sweep_webhook_events(self: GeminiTask) -> dict[str, Any]:
 
 @app.task(name=str(TaskName.MONITOR_ALL_ADS_FATIGUE), bind=True, shared=False)
 def monitor_all_ads_fatigue(self: GeminiTask, **options: Any) -> dict[str, Any]:
-    payload = parse_payload(FatigueScanJob, options)
-    return fatigue.scan_all_ads(payload, self.progress().processing, task_id=self.request.id).model_dump(mode="json")
+    return _scan_fatigue(self, options)
 
 
 @app.task(name=str(TaskName.MONITOR_FATIGUE), bind=True, shared=False)
 def monitor_fatigue(self: GeminiTask, **options: Any) -> dict[str, Any]:
     """Alias of ``monitor_all_ads_fatigue`` kept for the seed's callers."""
+    return _scan_fatigue(self, options)
+
+
+def _scan_fatigue(task: GeminiTask, options: dict[str, Any]) -> dict[str, Any]:
+    # One body for both names; progress and the scan's task id are the calling task's own.
     payload = parse_payload(FatigueScanJob, options)
-    return fatigue.scan_all_ads(payload, self.progress().processing, task_id=self.request.id).model_dump(mode="json")
+    return fatigue.scan_all_ads(payload, task.progress().processing, task_id=task.request.id).model_dump(mode="json")
 
 
 @app.task(name=str(TaskName.AUTO_INDEX_WINNERS), bind=True, shared=False)
@@ -83,7 +87,7 @@ def auto_index_winner(
     self: GeminiTask, ad_id: str, creative_dna: dict[str, Any], force: bool = False
 ) -> dict[str, Any]:
     payload = parse_payload(IndexWinnerJob, {"ad_id": ad_id, "creative_dna": creative_dna, "force": force})
-    return winners.index_winner(payload)
+    return winners.index_winner(payload).model_dump(mode="json")
 
 
 @app.task(name=str(TaskName.EXECUTE_APPROVED_CHANGES), bind=True, shared=False, publishes_progress=False)

@@ -14,7 +14,7 @@ entry or content hash does not match and embeds them again: the two always conve
 Plain entry points (no broker needed)::
 
     index_all_winners(on_progress=no_progress) -> IndexWinnersResult      # what auto_index_winners runs
-    index_winner(IndexWinnerJob) -> dict                                  # what auto_index_winner runs
+    index_winner(IndexWinnerJob) -> IndexWinnerResult                     # what auto_index_winner runs
     store_dna(session, ad_id, dna: dict | CreativeDNA) -> PreparedDna     # validate + upsert, no indexing
     set_thresholds(tenant_id, min_roas=..., min_spend=..., min_impressions=..., min_ctr=...) -> Thresholds
     search(query, *, k=10, tenant_id=None, format=None) -> list[WinnerHit]   # CLI and API
@@ -389,7 +389,7 @@ def _drop_entry(ad_id: str) -> None:
             session.delete(entry)
 
 
-def index_winner(job: IndexWinnerJob, *, store: winner_index.IndexStore | None = None) -> dict[str, Any]:
+def index_winner(job: IndexWinnerJob, *, store: winner_index.IndexStore | None = None) -> IndexWinnerResult:
     """Store the ad's DNA; index it when it is a winner (or ``force``), else say why and drop any old vector."""
     prepared, perf, reasons = _store_and_judge(job)
     item = Desired(job.ad_id, winner_index.vector_id_for(job.ad_id), perf, prepared, forced=job.force and bool(reasons))
@@ -419,7 +419,7 @@ def index_winner(job: IndexWinnerJob, *, store: winner_index.IndexStore | None =
         vector_id=item.vector_id if indexed else None,
         total=int(index.ntotal),
         timestamp=utcnow(),
-    ).model_dump(mode="json")
+    )
 
 
 # ─── Search ───────────────────────────────────────────────────────────────────────────────────────
