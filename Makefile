@@ -24,7 +24,7 @@ test-reliability: .setup-done
 	$(PY) -m pytest tests/reliability $(PYTEST_ARGS)
 
 bench: .setup-done
-	for b in bench/[!_]*.py; do $(PY) $$b || exit 1; done
+	for b in bench/[!_]*.py; do $(PY) -m bench.$$(basename $$b .py) || exit 1; done
 
 lint: .setup-done
 	.venv/bin/ruff check src tests bench

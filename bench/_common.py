@@ -1,7 +1,8 @@
 """Helpers shared by the benchmark scripts in ``bench/``.
 
-The scripts run as ``.venv/bin/python bench/<name>.py``, so their own folder is first on ``sys.path`` and
-they import this module as ``_common``. Importing it has no side effects: it starts nothing, reads no
+The scripts run from the repository root as ``.venv/bin/python -m bench.<name>``, so ``bench``, ``tests`` (the
+media and speech helpers they share with the tests) and the installed ``geminivideo`` import without any
+``sys.path`` edit. Importing this module has no side effects: it starts nothing, reads no
 settings and changes neither ``os.environ`` nor ``sys.path``; ``geminivideo`` settings and ``psutil`` are
 imported inside the functions that need them.
 

@@ -16,7 +16,7 @@ The overhead ratio is the median warm task time over the median warm direct tran
 FFmpeg's audio extraction, cue building, file writing and the broker round trip (target ≤ 1.10).
 Absolute speeds vary ±25-60 % between runs on shared machines; compare figures within one run.
 
-    .venv/bin/python bench/captions.py [--seconds 60] [--models tiny.en base] [--runs 2] [--quick]
+    .venv/bin/python -m bench.captions [--seconds 60] [--models tiny.en base] [--runs 2] [--quick]
 
 Prints a table and writes bench/results/captions.json (``--output PATH`` elsewhere). ``--quick`` is a smoke
 run (10 s of speech, tiny.en only, 1 warm run per side) that writes no results unless ``--output`` is given.
@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import (
+from bench._common import (
     RESULTS_DIR,
     ROOT,
     add_run_options,
@@ -47,13 +47,9 @@ from _common import (
     video_bench,
     write_results,
 )
-
-sys.path.insert(0, str(ROOT))  # the speech helpers live in tests/support, shared with the caption tests
-
-from tests.support import speech
-
 from geminivideo import procs
 from geminivideo.contracts import QueueName
+from tests.support import speech
 
 RESULTS = RESULTS_DIR / "captions.json"
 TASK_TIMEOUT_S = 600
@@ -96,8 +92,9 @@ class Direct:
     """The direct side, kept alive between runs so direct and task runs can alternate (fair under load)."""
 
     def __init__(self, model_name: str, video: Path, env: dict[str, str]) -> None:
-        argv = [sys.executable, __file__, "--direct-child", model_name, str(video)]
-        self._proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        argv = [sys.executable, "-m", "bench.captions", "--direct-child", model_name, str(video)]
+        self._proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                      text=True)
         self.load_s = float(self._answer()["load_s"])
 
     def _answer(self) -> dict[str, Any]:

@@ -10,7 +10,7 @@ writes ``--ads`` generated ads x ``--days`` days, then in the same run:
    posterior), timed with its peak RSS, and compared verdict by verdict with the task's reports;
 3. ``BattleHardenedSampler.allocate`` over 1,000 ads with 2,000 draws (median of 5).
 
-    .venv/bin/python bench/decisions.py [--ads 100000] [--days 30] [--reference-ads N] [--quick]
+    .venv/bin/python -m bench.decisions [--ads 100000] [--days 30] [--reference-ads N] [--quick]
 
 ``--reference-ads`` limits the per-ad loop to the first N ads and scales its time linearly (it is
 reported as such). Targets (issue 7): scan <= 30 s and <= 1.5 GB for 100,000 ads x 30 days; allocation
@@ -33,7 +33,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
@@ -42,10 +42,18 @@ from typing import Any
 import numpy as np
 import psutil
 import psycopg
-from _common import RESULTS_DIR, add_run_options, apply_quick, output_path, print_table, start_bench_worker, write_json
 from psycopg import sql
 from scipy import special
 
+from bench._common import (
+    RESULTS_DIR,
+    add_run_options,
+    apply_quick,
+    output_path,
+    print_table,
+    start_bench_worker,
+    write_json,
+)
 from geminivideo import procs
 from geminivideo.config import get_settings
 from geminivideo.db.migrate import upgrade
@@ -127,7 +135,9 @@ def _p_below(rc: float, ri: float, bc: float, bi: float, factor: float, points: 
     return sum(special.betainc(1 + rc, 1 + ri - rc, min(1.0, factor * y)) for y in ys) / points
 
 
-def reference_verdict(rows: list[tuple[Any, ...]], as_of: date, days: int, th: FatigueThresholds) -> tuple[str, str]:
+def reference_verdict(
+    rows: Sequence[tuple[Any, ...]], as_of: date, days: int, th: FatigueThresholds,
+) -> tuple[str, str]:
     """The same rules as geminivideo.ml.fatigue, written the obvious way for one ad (no trend, no evidence)."""
     start = as_of - timedelta(days=days - 1)
     by_day: dict[int, tuple[Any, ...]] = {(r[0] - start).days: r for r in rows}

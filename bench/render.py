@@ -14,7 +14,7 @@ time and CPU time (FFmpeg's, plus the pool process's own for the worker) are bot
 machine the CPU ratio is the steadier one. Target: worker/plain ≤ 1.10. Absolute speeds vary ±25-60 %
 between runs on shared machines.
 
-    .venv/bin/python bench/render.py [--seconds 30] [--height 1080] [--runs 2] [--preset veryfast] [--quick]
+    .venv/bin/python -m bench.render [--seconds 30] [--height 1080] [--runs 2] [--preset veryfast] [--quick]
 
 Prints a table and writes bench/results/render.json (``--output PATH`` elsewhere). ``--quick`` is a smoke run
 (3 s at 360p, 1 run per side) that writes no results unless ``--output`` is given.
@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 from pathlib import Path
 from typing import Any
 
-from _common import (
+from bench._common import (
     RESULTS_DIR,
-    ROOT,
     add_run_options,
     alternate_sides,
     apply_quick,
@@ -44,12 +42,8 @@ from _common import (
     video_bench,
     write_results,
 )
-
-sys.path.insert(0, str(ROOT))  # the media helpers live in tests/support, shared with the video tests
-
-from tests.support import media
-
 from geminivideo.contracts import QueueName
+from tests.support import media
 
 RESULTS = RESULTS_DIR / "render.json"
 TASK_TIMEOUT_S = 3600

@@ -12,7 +12,7 @@ processes falls on both alike. Wall time and CPU time (FFmpeg's, plus the pool p
 worker) are both reported: on a shared machine the CPU ratio is the steadier one.
 Target: worker/plain ≤ 1.10. Absolute speeds vary ±25-60 % between runs on shared machines.
 
-    .venv/bin/python bench/transcode.py [--seconds 30] [--height 1080] [--runs 1] [--codecs h264 h265 vp9 av1] [--quick]
+    .venv/bin/python -m bench.transcode [--seconds 30] [--height 1080] [--runs 1] [--codecs h264 h265 vp9 av1] [--quick]
 
 Prints a table and writes bench/results/transcode.json (``--output PATH`` elsewhere). ``--quick`` is a smoke
 run (a 2 s 360p input, every codec, 1 run per side) that writes no results unless ``--output`` is given.
@@ -21,13 +21,11 @@ run (a 2 s 360p input, every codec, 1 run per side) that writes no results unles
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
-from _common import (
+from bench._common import (
     RESULTS_DIR,
-    ROOT,
     add_run_options,
     alternate_sides,
     apply_quick,
@@ -42,13 +40,9 @@ from _common import (
     video_bench,
     write_results,
 )
-
-sys.path.insert(0, str(ROOT))  # the media helpers live in tests/support, shared with the video tests
-
-from tests.support import media
-
 from geminivideo import procs
 from geminivideo.contracts import QueueName
+from tests.support import media
 
 RESULTS = RESULTS_DIR / "transcode.json"
 TASK_TIMEOUT_S = 3600

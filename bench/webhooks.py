@@ -8,7 +8,7 @@ warm-up requests first (connection pools, psycopg's prepared statements, the Cel
 so p99 describes steady traffic rather than the first request of a fresh process. Bounded in count and
 time; prints a table and writes bench/results/webhooks.json.
 
-    .venv/bin/python bench/webhooks.py [--single 400] [--batches 150] [--concurrency 8] [--api-workers 2]
+    .venv/bin/python -m bench.webhooks [--single 400] [--batches 150] [--concurrency 8] [--api-workers 2]
 
 Targets (issue 6): ≥ 2,000 accepted events/s with 100-event batches, p99 < 250 ms, ≥ 200 processed
 events/s. Absolute numbers vary a lot on shared 2-core machines; the ratio to the bare endpoint, in

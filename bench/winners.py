@@ -17,7 +17,7 @@ touched), with the real all-MiniLM-L6-v2 model and real FAISS:
 
 Absolute speeds vary ±25-60 % between runs on shared machines; compare figures within one run.
 
-    .venv/bin/python bench/winners.py [--winners 10000] [--vectors 100000] [--queries 1000] [--quick]
+    .venv/bin/python -m bench.winners [--winners 10000] [--vectors 100000] [--queries 1000] [--quick]
 
 Prints a table and writes bench/results/winners.json (``--output PATH`` elsewhere). ``--quick`` is a smoke run
 (1,000 winners, 20,000 vectors, 200 queries) that writes no results unless ``--output`` is given.
@@ -37,7 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import RESULTS_DIR, add_run_options, apply_quick, machine_info, output_path, write_json
+
+from bench._common import RESULTS_DIR, add_run_options, apply_quick, machine_info, output_path, write_json
 
 RESULTS = RESULTS_DIR / "winners.json"
 TARGET_REBUILD_S = 120.0

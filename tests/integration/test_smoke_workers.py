@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from geminivideo import procs
 from geminivideo.ml.tasks import ml_ping
 from geminivideo.video.tasks import video_ping
 
 
-def test_each_app_runs_a_task_on_a_real_worker(video_worker, ml_worker) -> None:
+def test_each_app_runs_a_task_on_a_real_worker(video_worker: procs.ManagedProcess,
+                                               ml_worker: procs.ManagedProcess) -> None:
     video = video_ping.delay("hello-video").get(timeout=30)
     ml = ml_ping.delay("hello-ml").get(timeout=30)
     assert video["echo"] == "hello-video" and video["app"] == "video"

@@ -140,7 +140,7 @@ class WebhookStack:
     def books(self, tenant_id: str, deal_id: str, ad_id: str | None = None) -> Books:
         with self.db(), session_scope() as session:
             rows = session.scalars(select(Conversion).where(Conversion.deal_id == deal_id).order_by(Conversion.id))
-            conversions = [(c.stage_to, float(c.credit)) for c in rows]
+            conversions: list[tuple[str | None, float]] = [(c.stage_to, float(c.credit)) for c in rows]
             deal = session.get(DealState, (tenant_id, deal_id))
             sampler = session.get(AdSamplerState, ad_id) if ad_id else None
             statuses = session.execute(select(WebhookEvent.status, func.count()).where(

@@ -15,7 +15,7 @@ import pytest
 
 from geminivideo import procs
 from tests.integration.housekeeping.test_beat_lock import LOCK_ACQUIRED, FireLog, assert_no_double_fire, holder_of
-from tests.reliability.conftest import MakeDeployment
+from tests.reliability.conftest import Deployment, MakeDeployment
 from tests.support import faults
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
@@ -24,7 +24,7 @@ PERIODS = {"monitor_resources_task": 2.0, "video_ping": 2.0}
 LOCK_TIMEOUT_S = 30  # redbeat_lock_timeout in celery_base.build_config
 
 
-def _beat(dep, name: str) -> procs.ManagedProcess:
+def _beat(dep: Deployment, name: str) -> procs.ManagedProcess:
     return dep.track(faults.start_beat("video", env=dep.env, log_path=dep.log_dir / f"{name}.log"))
 
 
@@ -32,14 +32,14 @@ def test_killed_beat_is_replaced_without_double_fires(deployment: MakeDeployment
     dep = deployment(MONITOR_INTERVAL_S="2", BEAT_PROBE_INTERVAL_S="2")
     pair = [_beat(dep, "beat-a"), _beat(dep, "beat-b")]
     fires = FireLog(dep.client())
-    procs.wait_until(lambda: (fires.poll(), len(fires.seen) >= 2)[1], 60, what="first fires")
+    procs.wait_until(lambda: fires.poll() >= 2, 60, what="first fires")
     start = time.monotonic()
     fires.watch(6)
     holder, standby = holder_of(pair)
 
     killed_at = time.monotonic()
     faults.kill9(holder)
-    procs.wait_until(lambda: (fires.poll(), LOCK_ACQUIRED in standby.log_tail(500))[1], LOCK_TIMEOUT_S + 20,
+    procs.wait_until(lambda: fires.poll() >= 0 and LOCK_ACQUIRED in standby.log_tail(500), LOCK_TIMEOUT_S + 20,
                      interval_s=0.2, what="takeover by the standby")
     takeover_s = time.monotonic() - killed_at
     restarted = _beat(dep, "beat-a-restarted")

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from geminivideo.celery_base import build_config
+from geminivideo.celery_base import AppSpec, build_config
 from geminivideo.config import Settings
 from geminivideo.contracts import TASK_QUEUE
 from geminivideo.ml import celery_app as ml_app
@@ -32,7 +32,7 @@ SPECS = (ml_app.SPEC, video_app.SPEC)
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
-def test_each_queue_timeout_covers_its_tasks_hard_limits(spec) -> None:
+def test_each_queue_timeout_covers_its_tasks_hard_limits(spec: AppSpec) -> None:
     settings = Settings()
     conf = build_config(spec, settings)
     options = conf["broker_transport_options"]

@@ -25,7 +25,8 @@ def broker(request: pytest.FixtureRequest) -> str | None:
     return None if request.param == "redis" else request.getfixturevalue("rabbit_url")
 
 
-def test_sigterm_finishes_the_running_task_and_leaves_the_queued_one(deployment: MakeDeployment, broker) -> None:
+def test_sigterm_finishes_the_running_task_and_leaves_the_queued_one(deployment: MakeDeployment,
+                                                                     broker: str | None) -> None:
     dep = deployment(broker_url=broker, **LIMITS)
     worker = dep.worker("video", QUEUES, name="warm")
     running = dep.probe("video", "running", 4, queue="render_queue", output_dir=dep.render_dir)
@@ -47,7 +48,7 @@ def test_sigterm_finishes_the_running_task_and_leaves_the_queued_one(deployment:
     assert len(dep.starts("running")) == 1  # the finished task did not come back
 
 
-def test_sigquit_requeues_the_running_task_at_once(deployment: MakeDeployment, broker) -> None:
+def test_sigquit_requeues_the_running_task_at_once(deployment: MakeDeployment, broker: str | None) -> None:
     dep = deployment(broker_url=broker, **LIMITS)
     worker = dep.worker("video", QUEUES, name="cold")
     task = dep.probe("video", "long", 12, queue="render_queue", output_dir=dep.render_dir)

@@ -105,7 +105,7 @@ def broker(request: pytest.FixtureRequest) -> str | None:
     return None if request.param == "redis" else request.getfixturevalue("rabbit_url")
 
 
-def test_killed_video_tasks_complete_once_on_another_worker(deployment: MakeDeployment, broker) -> None:
+def test_killed_video_tasks_complete_once_on_another_worker(deployment: MakeDeployment, broker: str | None) -> None:
     dep = deployment(broker_url=broker, **LIMITS)
     starts, values, killed_at, left_by_kill = _kill_and_recover(dep)
     assert left_by_kill, "the kill came before any partial output existed: not mid-task"

@@ -18,6 +18,7 @@ from geminivideo.db.session import session_scope
 from geminivideo.ml import approvals
 from geminivideo.ml.datagen import ensure_tenant
 from geminivideo.ml.tasks import execute_approved_changes
+from tests.conftest import StartWorker
 from tests.support.env import applied
 
 
@@ -57,7 +58,7 @@ def test_a_claimer_skips_rows_another_transaction_holds(pg_tenant: str) -> None:
 
 @pytest.mark.slow
 def test_two_workers_execute_each_approved_change_exactly_once(
-    postgres_url: str, pg_tenant: str, start_worker
+    postgres_url: str, pg_tenant: str, start_worker: StartWorker
 ) -> None:
     with applied({"DATABASE_URL": postgres_url}):
         ids = approved_changes(pg_tenant, 40)

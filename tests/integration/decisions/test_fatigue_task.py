@@ -27,12 +27,13 @@ from geminivideo.ml.datagen import DatasetSpec, Profile, generate_ad_histories
 from geminivideo.ml.tasks import execute_approved_changes, monitor_all_ads_fatigue, monitor_fatigue
 from geminivideo.procs import wait_until
 from geminivideo.progress import read_status
+from tests.conftest import StartWorker
 
 TIMEOUT_S = 120
 
 
 def test_monitor_task_flags_known_fatigue_and_queues_one_proposal_per_ad(
-    database_url: str, tenant: str, start_worker, redis_client: redis.Redis
+    database_url: str, tenant: str, start_worker: StartWorker, redis_client: redis.Redis
 ) -> None:
     dataset = generate_ad_histories(DatasetSpec(n_ads=150, days=30, seed=20260101, tenant_id=tenant))
     queue = f"decisions-{uuid.uuid4().hex[:8]}"

@@ -5,9 +5,11 @@ from __future__ import annotations
 import time
 import uuid
 
+from geminivideo import procs
 from geminivideo.db.models import VideoJob
 from geminivideo.db.session import session_scope
 from geminivideo.video.tasks import render_video_task
+from tests.support.env import TestEnv as HarnessEnv  # aliased: pytest would try to collect Test*
 
 
 def _row(task_id: str) -> VideoJob | None:
@@ -15,7 +17,7 @@ def _row(task_id: str) -> VideoJob | None:
         return session.get(VideoJob, task_id)
 
 
-def test_a_failed_job_row_is_updated_by_the_worker(video_worker, test_env) -> None:
+def test_a_failed_job_row_is_updated_by_the_worker(video_worker: procs.ManagedProcess, test_env: HarnessEnv) -> None:
     task_id = str(uuid.uuid4())
     payload = {"scenes": [{"video_path": str(test_env.media_dir / "missing.mp4")}]}
     with session_scope() as session:

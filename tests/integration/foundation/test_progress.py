@@ -7,6 +7,7 @@ import threading
 import uuid
 
 import pytest
+import redis
 
 from geminivideo.contracts import ProgressEvent, TaskStatus
 from geminivideo.progress import STATUS_TTL_S, ProgressPublisher, follow, progress_channel, read_status, status_key
@@ -27,7 +28,7 @@ def task_id() -> str:
     return f"test-{uuid.uuid4()}"
 
 
-def test_record_and_message_have_the_design_fields(redis_client, task_id: str) -> None:
+def test_record_and_message_have_the_design_fields(redis_client: redis.Redis, task_id: str) -> None:
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(progress_channel(task_id))
     ProgressPublisher(redis_client, task_id).publish(TaskStatus.STARTED, 0, "go")
@@ -42,12 +43,14 @@ def test_record_and_message_have_the_design_fields(redis_client, task_id: str) -
     assert set(body) == {"task_id", "progress", "status", "message", "timestamp"}
     assert body["status"] == "started" and body["task_id"] == task_id
     assert body["timestamp"].endswith(("Z", "+00:00"))
-    stored = json.loads(redis_client.get(status_key(task_id)))
+    raw = redis_client.get(status_key(task_id))
+    assert isinstance(raw, str), raw
+    stored = json.loads(raw)
     assert stored == body
     assert STATUS_TTL_S - 5 < redis_client.ttl(status_key(task_id)) <= STATUS_TTL_S
 
 
-def test_progress_is_monotonic_and_rate_limited(redis_client, task_id: str) -> None:
+def test_progress_is_monotonic_and_rate_limited(redis_client: redis.Redis, task_id: str) -> None:
     clock = FakeClock()
     publisher = ProgressPublisher(redis_client, task_id, min_interval_s=0.5, clock=clock)
     publisher.publish(TaskStatus.STARTED, 0)
@@ -65,7 +68,7 @@ def test_progress_is_monotonic_and_rate_limited(redis_client, task_id: str) -> N
     assert stored is not None and stored.status is TaskStatus.COMPLETED and stored.progress == 100
 
 
-def test_status_changes_are_never_dropped_by_the_rate_limit(redis_client, task_id: str) -> None:
+def test_status_changes_are_never_dropped_by_the_rate_limit(redis_client: redis.Redis, task_id: str) -> None:
     clock = FakeClock()
     publisher = ProgressPublisher(redis_client, task_id, min_interval_s=10, clock=clock)
     assert publisher.publish(TaskStatus.STARTED, 0) is not None
@@ -74,7 +77,7 @@ def test_status_changes_are_never_dropped_by_the_rate_limit(redis_client, task_i
     assert publisher.publish(TaskStatus.FAILED, None, "boom") is not None
 
 
-def test_a_retry_never_moves_published_progress_backwards(redis_client, task_id: str) -> None:
+def test_a_retry_never_moves_published_progress_backwards(redis_client: redis.Redis, task_id: str) -> None:
     first = ProgressPublisher(redis_client, task_id)
     first.publish(TaskStatus.PROCESSING, 40)
     second_attempt = ProgressPublisher(redis_client, task_id)
@@ -82,7 +85,7 @@ def test_a_retry_never_moves_published_progress_backwards(redis_client, task_id:
     assert event is not None and event.progress == 40
 
 
-def test_follow_sees_every_update_until_the_final_one(redis_client, task_id: str) -> None:
+def test_follow_sees_every_update_until_the_final_one(redis_client: redis.Redis, task_id: str) -> None:
     publisher = ProgressPublisher(redis_client, task_id, min_interval_s=0)
     publisher.publish(TaskStatus.QUEUED, 0)
     seen: list[ProgressEvent] = []
@@ -105,7 +108,7 @@ def test_follow_sees_every_update_until_the_final_one(redis_client, task_id: str
     assert [e.progress for e in seen] == [0, 10, 50, 90, 100]
 
 
-def test_a_late_attempt_never_reopens_a_finished_task(redis_client, task_id: str) -> None:
+def test_a_late_attempt_never_reopens_a_finished_task(redis_client: redis.Redis, task_id: str) -> None:
     """Given a task completed by a second delivery, a cut-off first attempt's updates are dropped."""
     late = ProgressPublisher(redis_client, task_id, min_interval_s=0)
     late.publish(TaskStatus.PROCESSING, 30)

@@ -7,9 +7,11 @@ import json
 import redis
 
 from geminivideo.video.tasks import render_video_task, video_ping
+from tests.conftest import StartWorker
+from tests.support.env import TestEnv as HarnessEnv  # aliased: pytest would try to collect Test*
 
 
-def test_sender_limits_are_not_put_in_the_message(test_env) -> None:
+def test_sender_limits_are_not_put_in_the_message(test_env: HarnessEnv) -> None:
     """Given a sender whose RENDER_TIMEOUT is 3600, the queued message carries no time limit."""
     url = test_env.redis_url.rsplit("/", 1)[0] + "/8"
     client = redis.Redis.from_url(url)
@@ -25,7 +27,7 @@ def test_sender_limits_are_not_put_in_the_message(test_env) -> None:
     client.close()
 
 
-def test_worker_settings_decide_the_limit(start_worker) -> None:
+def test_worker_settings_decide_the_limit(start_worker: StartWorker) -> None:
     worker = start_worker("video", queues=["maintenance"], name="limits", RENDER_TIMEOUT="7")
     hostname = str(worker.extra["hostname"])
     registered = video_ping.app.control.inspect(destination=[hostname], timeout=5).registered("soft_time_limit")

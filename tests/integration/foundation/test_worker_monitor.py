@@ -5,8 +5,12 @@ from __future__ import annotations
 import json
 import time
 
+import redis
 
-def test_each_worker_keeps_its_host_snapshot_fresh(start_worker, redis_client) -> None:
+from tests.conftest import StartWorker
+
+
+def test_each_worker_keeps_its_host_snapshot_fresh(start_worker: StartWorker, redis_client: redis.Redis) -> None:
     redis_client.delete("system_resources:host-a", "system_resources:host-b")
     start_worker("video", queues=["caption_queue"], name="mon-a", RESOURCE_HOSTNAME="host-a", MONITOR_INTERVAL_S="1")
     start_worker("video", queues=["caption_queue"], name="mon-b", RESOURCE_HOSTNAME="host-b", MONITOR_INTERVAL_S="1")
@@ -24,7 +28,7 @@ def test_each_worker_keeps_its_host_snapshot_fresh(start_worker, redis_client) -
     assert later["timestamp"] > first["timestamp"], "the snapshot was not refreshed"
 
 
-def test_the_monitor_can_be_switched_off(start_worker, redis_client) -> None:
+def test_the_monitor_can_be_switched_off(start_worker: StartWorker, redis_client: redis.Redis) -> None:
     redis_client.delete("system_resources:host-off")
     start_worker("video", queues=["caption_queue"], name="mon-off", RESOURCE_HOSTNAME="host-off",
                  MONITOR_INTERVAL_S="1", RESOURCE_MONITOR_ON_WORKERS="false")

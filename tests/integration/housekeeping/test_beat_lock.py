@@ -32,7 +32,8 @@ class FireLog:
     client: redis.Redis
     seen: dict[str, tuple[str, float]] = field(default_factory=dict)
 
-    def poll(self) -> None:
+    def poll(self) -> int:
+        """Record the messages that appeared since the last poll; return how many fires were seen so far."""
         now = time.monotonic()
         for key in self.client.scan_iter(count=1000):
             if self.client.type(key) != "list":
@@ -40,6 +41,7 @@ class FireLog:
             for raw in self.client.lrange(key, 0, -1):
                 headers = json.loads(raw)["headers"]
                 self.seen.setdefault(headers["id"], (headers["task"], now))
+        return len(self.seen)
 
     def watch(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -96,13 +98,15 @@ def assert_once_per_period(times: list[float], period_s: float, window_s: float)
     assert len(times) >= window_s / period_s - 2.5, f"only {len(times)} fires in {window_s:.0f} s"
 
 
-def test_two_video_beats_fire_each_entry_once_per_period_and_fail_over(beat_env, beats, tmp_path: Path) -> None:
+def test_two_video_beats_fire_each_entry_once_per_period_and_fail_over(beat_env: tuple[dict[str, str], redis.Redis],
+                                                                       beats: list[procs.ManagedProcess],
+                                                                       tmp_path: Path) -> None:
     env, client = beat_env
     env = {**env, "MONITOR_INTERVAL_S": "2", "CLEANUP_INTERVAL_S": "3", "BEAT_PROBE_INTERVAL_S": "2"}
     periods = {"monitor_resources_task": 2.0, "cleanup_task": 3.0, "video_ping": 2.0}
     beats += [start_beat("video", env, tmp_path, "beat-a"), start_beat("video", env, tmp_path, "beat-b")]
     fires = FireLog(client)
-    procs.wait_until(lambda: (fires.poll(), len(fires.seen) >= 3)[1], 60, what="first fires of the video beat")
+    procs.wait_until(lambda: fires.poll() >= 3, 60, what="first fires of the video beat")
     start = time.monotonic()
     fires.watch(12)
     window = time.monotonic() - start
@@ -116,9 +120,9 @@ def test_two_video_beats_fire_each_entry_once_per_period_and_fail_over(beat_env,
 
     stopped_at = time.monotonic()
     holder.popen.terminate()  # SIGTERM: a warm stop releases the lock at once; keep polling meanwhile
-    procs.wait_until(lambda: (fires.poll(), not holder.alive())[1], 15, what="the holder's exit")
+    procs.wait_until(lambda: fires.poll() >= 0 and not holder.alive(), 15, what="the holder's exit")
     assert holder.popen.returncode == 0, holder.log_tail(20)
-    procs.wait_until(lambda: (fires.poll(), LOCK_ACQUIRED in standby.log_tail(500))[1], 20,
+    procs.wait_until(lambda: fires.poll() >= 0 and LOCK_ACQUIRED in standby.log_tail(500), 20,
                      what="takeover by the standby beat")
     fires.watch(8)
     window = time.monotonic() - stopped_at
@@ -129,12 +133,14 @@ def test_two_video_beats_fire_each_entry_once_per_period_and_fail_over(beat_env,
         assert fires.times(task, since=stopped_at + 6), f"{task} did not fire after the takeover ({window:.0f} s)"
 
 
-def test_two_ml_beats_share_one_schedule_and_send_once_per_period(beat_env, beats, tmp_path: Path) -> None:
+def test_two_ml_beats_share_one_schedule_and_send_once_per_period(beat_env: tuple[dict[str, str], redis.Redis],
+                                                                  beats: list[procs.ManagedProcess],
+                                                                  tmp_path: Path) -> None:
     env, client = beat_env
     env = {**env, "BEAT_PROBE_INTERVAL_S": "2"}
     beats += [start_beat("ml", env, tmp_path, "ml-a"), start_beat("ml", env, tmp_path, "ml-b")]
     fires = FireLog(client)
-    procs.wait_until(lambda: (fires.poll(), len(fires.seen) >= 1)[1], 60, what="first fire of the ML beat")
+    procs.wait_until(lambda: fires.poll() >= 1, 60, what="first fire of the ML beat")
     start = time.monotonic()
     fires.watch(10)
 

@@ -15,6 +15,7 @@ from geminivideo import procs
 from geminivideo.errors import InvalidPayload
 from geminivideo.video.inuse import in_use
 from geminivideo.video.tasks import cleanup_task, render_video_task
+from tests.integration.housekeeping.conftest import HousekeepingWorker
 
 DAY_S = 86_400
 
@@ -31,7 +32,7 @@ def run_cleanup(hk: Any, **kwargs: Any) -> dict[str, Any]:
     return cleanup_task.apply_async(kwargs=kwargs, queue=hk.queue).get(timeout=60)
 
 
-def test_age_limit_deletes_old_files_in_every_root_and_the_folders_it_empties(hk) -> None:
+def test_age_limit_deletes_old_files_in_every_root_and_the_folders_it_empties(hk: HousekeepingWorker) -> None:
     old = [put(hk.temp_dir / "job1" / "scratch.wav", age_days=10), put(hk.render_dir / "ad.mp4", size=5000, age_days=8),
            put(hk.preview_dir / "v1" / "frames" / "f1.jpg", size=300, age_days=30)]
     young = [put(hk.render_dir / "fresh.mp4", age_days=6), put(hk.preview_dir / "v2" / "f1.jpg", age_days=1)]
@@ -61,7 +62,7 @@ def make_scene(path: Path, seconds: int) -> Path:
     return path
 
 
-def test_a_render_in_progress_survives_a_cleanup_with_max_age_zero(hk) -> None:
+def test_a_render_in_progress_survives_a_cleanup_with_max_age_zero(hk: HousekeepingWorker) -> None:
     scene = make_scene(hk.temp_dir / "inputs" / "scene.mp4", seconds=4)
     os.utime(scene, (time.time() - 30 * DAY_S,) * 2)  # an old input: only its lease protects it
     stale = put(hk.preview_dir / "old" / "frame.jpg", age_days=30)
@@ -69,8 +70,12 @@ def test_a_render_in_progress_survives_a_cleanup_with_max_age_zero(hk) -> None:
            "output_format": {"width": 1280, "height": 720, "preset": "medium"}}  # slow enough to be caught
     render = render_video_task.apply_async(args=[job], queue=hk.render_queue)
     partials: list[Path] = []
-    procs.wait_until(lambda: bool(partials.extend(hk.render_dir.glob(".*.partial-*")) or partials), 60,
-                     interval_s=0.1, what="the render's partial output")
+
+    def partial_output_exists() -> bool:
+        partials[:] = hk.render_dir.glob(".*.partial-*")
+        return bool(partials)
+
+    procs.wait_until(partial_output_exists, 60, interval_s=0.1, what="the render's partial output")
     scratch = sorted(hk.temp_dir.glob("render-*"))
 
     result = run_cleanup(hk, max_age_days=0)
@@ -83,7 +88,7 @@ def test_a_render_in_progress_survives_a_cleanup_with_max_age_zero(hk) -> None:
     assert Path(output["output_path"]).is_file() and output["duration"] == pytest.approx(4, abs=0.2)
 
 
-def test_a_lease_held_outside_any_task_protects_files_and_folders(hk) -> None:
+def test_a_lease_held_outside_any_task_protects_files_and_folders(hk: HousekeepingWorker) -> None:
     # The same registry, held from this process: a held file, a held folder with a file and an empty sub-folder.
     working = put(hk.render_dir / "job7" / ".ad.partial-0123456789ab.mp4", size=2000, age_days=3)
     workdir = hk.temp_dir / "job7"
@@ -103,7 +108,7 @@ def test_a_lease_held_outside_any_task_protects_files_and_folders(hk) -> None:
     assert not workdir.exists() and not working.parent.exists()
 
 
-def test_size_cap_deletes_oldest_first_down_to_80_percent(hk) -> None:
+def test_size_cap_deletes_oldest_first_down_to_80_percent(hk: HousekeepingWorker) -> None:
     cap_gb = 0.001  # 1 073 741 bytes; 80 % of it is 858 993
     files = [put(hk.render_dir / f"ad{i}.mp4", size=200_000, age_days=1 + i) for i in range(8)]  # 1.6 MB
 
@@ -116,7 +121,7 @@ def test_size_cap_deletes_oldest_first_down_to_80_percent(hk) -> None:
     assert all(p.exists() for p in youngest_four) and not any(p.exists() for p in oldest_four)
 
 
-def test_dry_run_lists_what_would_go_and_deletes_nothing(hk) -> None:
+def test_dry_run_lists_what_would_go_and_deletes_nothing(hk: HousekeepingWorker) -> None:
     old = [put(hk.temp_dir / "a" / "x.bin", age_days=9), put(hk.preview_dir / "y.jpg", size=50, age_days=9)]
     put(hk.render_dir / "keep.mp4", age_days=1)
 
@@ -131,7 +136,7 @@ def test_dry_run_lists_what_would_go_and_deletes_nothing(hk) -> None:
     assert real["removed_dirs"] == dry["removed_dirs"]
 
 
-def test_symlinks_are_never_followed_out_of_the_roots(hk, tmp_path: Path) -> None:
+def test_symlinks_are_never_followed_out_of_the_roots(hk: HousekeepingWorker, tmp_path: Path) -> None:
     outside = tmp_path / "outside"
     precious = put(outside / "precious.mp4", age_days=100)
     deep = put(outside / "library" / "clip.mp4", age_days=100)
@@ -149,7 +154,7 @@ def test_symlinks_are_never_followed_out_of_the_roots(hk, tmp_path: Path) -> Non
     assert not (hk.render_dir / "to-file.mp4").is_symlink()  # the links themselves are gone
 
 
-def test_bad_arguments_fail_at_once_naming_the_field(hk) -> None:
+def test_bad_arguments_fail_at_once_naming_the_field(hk: HousekeepingWorker) -> None:
     started = time.monotonic()
     with pytest.raises(InvalidPayload, match="max_age_days"):
         cleanup_task.apply_async(kwargs={"max_age_days": -1}, queue=hk.queue).get(timeout=30)

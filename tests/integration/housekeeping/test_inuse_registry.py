@@ -23,7 +23,7 @@ def test_a_path_two_tasks_share_stays_held_until_both_release_it(tmp_path: Path)
 def test_a_crashed_holders_lease_expires(tmp_path: Path, redis_client: redis.Redis) -> None:
     path = tmp_path / "orphan.mp4"
     with in_use(path, lease_s=60):  # no heartbeat renews it during the test
-        held = [m for m in redis_client.zrange(IN_USE_KEY, 0, -1) if str(path) in m]
+        held = [str(m) for m in redis_client.zrange(IN_USE_KEY, 0, -1) if str(path) in str(m)]
         assert held
         redis_client.zadd(IN_USE_KEY, dict.fromkeys(held, time.time() - 1))  # as if its heartbeat had stopped
         assert path.resolve() not in paths_in_use()

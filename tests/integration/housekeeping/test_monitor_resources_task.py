@@ -10,6 +10,7 @@ from typing import Any
 import redis
 
 from geminivideo.video.tasks import monitor_resources_task
+from tests.integration.housekeeping.conftest import HousekeepingWorker
 
 TOP_LEVEL = {"hostname", "timestamp", "cpu", "memory", "disks", "gpus", "gpu_status", "errors", "thresholds",
              "warnings"}
@@ -24,7 +25,7 @@ def next_message(pubsub: Any, timeout_s: float) -> dict[str, Any]:
     raise AssertionError(f"nothing published on resource_monitor within {timeout_s} s")
 
 
-def test_snapshot_is_stored_under_both_keys_and_published(hk, redis_client: redis.Redis) -> None:
+def test_snapshot_is_stored_under_both_keys_and_published(hk: HousekeepingWorker, redis_client: redis.Redis) -> None:
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe("resource_monitor")
     try:
@@ -34,8 +35,10 @@ def test_snapshot_is_stored_under_both_keys_and_published(hk, redis_client: redi
         pubsub.close()
 
     host_key = f"system_resources:{hk.resource_hostname}"
-    assert json.loads(redis_client.get(host_key)) == published
-    assert json.loads(redis_client.get("system_resources")) == published
+    for key in (host_key, "system_resources"):
+        raw = redis_client.get(key)
+        assert isinstance(raw, str), f"{key}: {raw!r}"
+        assert json.loads(raw) == published
     assert 290 <= redis_client.ttl(host_key) <= 300 and 290 <= redis_client.ttl("system_resources") <= 300
     assert result["published"] is True
     assert {k: v for k, v in result.items() if k != "published"} == published
@@ -55,7 +58,7 @@ def test_snapshot_is_stored_under_both_keys_and_published(hk, redis_client: redi
         assert published["gpus"] and "memory_total_bytes" in published["gpus"][0]
 
 
-def test_figures_above_their_threshold_are_warned_about(hk) -> None:
+def test_figures_above_their_threshold_are_warned_about(hk: HousekeepingWorker) -> None:
     result = monitor_resources_task.apply_async(queue=hk.queue).get(timeout=60)
     # The worker runs with memory and disk thresholds of 0.01 %, CPU and GPU at the 90 % default.
     assert result["thresholds"] == {"cpu": 90.0, "memory": 0.01, "disk": 0.01, "gpu_memory": 90.0}

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 
 from geminivideo.contracts import TaskStatus
 from geminivideo.errors import InputNotAllowed, InvalidPayload, MediaUnreadable, PermanentError, UnsupportedOption
@@ -127,7 +128,7 @@ CASES: dict[str, tuple[Case, type[PermanentError], tuple[str, ...]]] = {
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_bad_input_fails_at_once_naming_the_field(case: str, clips: Clips, redis_client,
+def test_bad_input_fails_at_once_naming_the_field(case: str, clips: Clips, redis_client: redis.Redis,
                                                   test_env: HarnessEnv) -> None:
     build, expected_type, fragments = CASES[case]
     task, args, kwargs = build(clips)

@@ -11,11 +11,13 @@ from __future__ import annotations
 import uuid
 
 import pytest
+import redis
 from celery.result import AsyncResult
 
 from geminivideo import procs
 from geminivideo.contracts import TaskStatus
 from geminivideo.video.tasks import render_video_task, transcode_task
+from tests.conftest import StartWorker
 from tests.integration.video.conftest import Clips
 from tests.integration.video.support import (
     entries,
@@ -47,7 +49,8 @@ def _assert_nothing_left(test_env: HarnessEnv, temp_before: set[str], name: str,
     assert not (test_env.render_dir / name).exists()
 
 
-def test_revoke_with_terminate_kills_ffmpeg_and_cancels(video_worker, clips: Clips, redis_client,
+def test_revoke_with_terminate_kills_ffmpeg_and_cancels(video_worker: procs.ManagedProcess, clips: Clips,
+                                                        redis_client: redis.Redis,
                                                         test_env: HarnessEnv) -> None:
     name = f"cancel-{uuid.uuid4().hex[:8]}.mp4"
     temp_before = entries(test_env.temp_dir)
@@ -69,7 +72,8 @@ def test_revoke_with_terminate_kills_ffmpeg_and_cancels(video_worker, clips: Cli
         listener.close()
 
 
-def test_time_limits_kill_ffmpeg_and_fail(start_worker, clips: Clips, redis_client, test_env: HarnessEnv) -> None:
+def test_time_limits_kill_ffmpeg_and_fail(start_worker: StartWorker, clips: Clips, redis_client: redis.Redis,
+                                          test_env: HarnessEnv) -> None:
     queue = f"limits-{uuid.uuid4().hex[:8]}"
     start_worker("video", queues=[queue], concurrency=1, name="limits", RENDER_TIMEOUT="3", TRANSCODE_TIMEOUT="3")
     temp_before = entries(test_env.temp_dir)
@@ -87,7 +91,7 @@ def test_time_limits_kill_ffmpeg_and_fail(start_worker, clips: Clips, redis_clie
     procs.wait_until(lambda: not partial_files(test_env.render_dir), timeout_s=10, what="partial output removed")
 
 
-def _assert_failed_by_limit(redis_client, result: AsyncResult) -> None:
+def _assert_failed_by_limit(redis_client: redis.Redis, result: AsyncResult) -> None:
     final = wait_status(redis_client, result.id, [TaskStatus.FAILED, TaskStatus.CANCELLED, TaskStatus.COMPLETED],
                         timeout_s=60)
     assert final.status is TaskStatus.FAILED, final

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import redis
 
 from geminivideo.contracts import TaskStatus
 from geminivideo.video.tasks import generate_preview_task
@@ -39,7 +40,8 @@ def parse_thumbnail_vtt(text: str) -> list[tuple[float, float, str, tuple[int, i
     return cues
 
 
-def test_frames_and_sprite_with_a_thumbnail_track(clips: Clips, redis_client, test_env: HarnessEnv) -> None:
+def test_frames_and_sprite_with_a_thumbnail_track(clips: Clips, redis_client: redis.Redis,
+                                                  test_env: HarnessEnv) -> None:
     outcome = run(redis_client, generate_preview_task, str(clips.landscape), 6, sprite=True)
     assert outcome.error is None, outcome.error
     result = outcome.value
@@ -75,7 +77,7 @@ def test_frames_and_sprite_with_a_thumbnail_track(clips: Clips, redis_client, te
     assert partial_files(test_env.preview_dir) == []
 
 
-def test_portrait_video_gives_portrait_webp_thumbnails(clips: Clips, redis_client) -> None:
+def test_portrait_video_gives_portrait_webp_thumbnails(clips: Clips, redis_client: redis.Redis) -> None:
     outcome = run(redis_client, generate_preview_task, str(clips.portrait), 3, width=144, format="webp")
     assert outcome.error is None, outcome.error
     for path in map(Path, outcome.value["preview_paths"]):

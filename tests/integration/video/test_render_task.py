@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import redis
 
 from geminivideo.contracts import TaskStatus
 from geminivideo.video.tasks import render_video_task
@@ -33,7 +34,8 @@ def _frames_close(seconds: float, expected: float, fps: float) -> bool:
     return abs(seconds - expected) <= 1 / fps + 1e-3
 
 
-def test_seed_example_renders_with_gpu_fallback_and_progress(clips: Clips, redis_client, test_env: HarnessEnv) -> None:
+def test_seed_example_renders_with_gpu_fallback_and_progress(clips: Clips, redis_client: redis.Redis,
+                                                             test_env: HarnessEnv) -> None:
     temp_before = entries(test_env.temp_dir)
     job = {
         "scenes": [{"video_path": str(clips.landscape)}, {"video_path": str(clips.portrait)},
@@ -68,7 +70,7 @@ def test_seed_example_renders_with_gpu_fallback_and_progress(clips: Clips, redis
     assert partial_files(test_env.render_dir) == []
 
 
-def test_trims_transitions_h265_and_loudness(clips: Clips, redis_client) -> None:
+def test_trims_transitions_h265_and_loudness(clips: Clips, redis_client: redis.Redis) -> None:
     job = {
         "scenes": [
             {"video_path": str(clips.loud), "start_time": 0.5, "end_time": 2.5},  # 2.0 s
@@ -93,7 +95,7 @@ def test_trims_transitions_h265_and_loudness(clips: Clips, redis_client) -> None
     assert media.integrated_loudness(output) == pytest.approx(-16, abs=1.0)
 
 
-def test_hard_cuts_keep_the_full_length(clips: Clips, redis_client) -> None:
+def test_hard_cuts_keep_the_full_length(clips: Clips, redis_client: redis.Redis) -> None:
     job = {"scenes": [{"video_path": str(clips.portrait)}, {"video_path": str(clips.landscape)}],
            "output_format": {"width": 160, "height": 120, "fps": 24, "preset": "ultrafast"},
            "transitions": False, "normalize_audio": False}
@@ -108,7 +110,7 @@ def test_hard_cuts_keep_the_full_length(clips: Clips, redis_client) -> None:
 NASTY_TEXT = "It's 100% \"free\": a\\b; [x] {y} %{pts} %{localtime}\nfontsize=400:x=0 🎉"
 
 
-def test_overlays_and_subtitles_appear_where_and_when_asked(clips: Clips, redis_client) -> None:
+def test_overlays_and_subtitles_appear_where_and_when_asked(clips: Clips, redis_client: redis.Redis) -> None:
     job = {
         "scenes": [{"video_path": str(clips.still)}],
         "output_format": {"width": 320, "height": 240, "fps": 25, "preset": "ultrafast"},
@@ -145,7 +147,7 @@ def test_overlays_and_subtitles_appear_where_and_when_asked(clips: Clips, redis_
     assert media.region_mean(late, bottom)[0] < 60
 
 
-def test_subtitles_from_an_srt_file(clips: Clips, redis_client) -> None:
+def test_subtitles_from_an_srt_file(clips: Clips, redis_client: redis.Redis) -> None:
     job = {"scenes": [{"video_path": str(clips.still)}], "subtitles": str(clips.srt), "normalize_audio": False,
            "output_format": {"width": 320, "height": 240, "fps": 25, "preset": "ultrafast"}}
     outcome = run(redis_client, render_video_task, job)

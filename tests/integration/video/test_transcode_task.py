@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from geminivideo.contracts import TaskStatus
 from geminivideo.video.tasks import transcode_task
@@ -33,7 +34,8 @@ MATRIX: list[tuple[dict[str, Any], str, str, str, tuple[int, int]]] = [
 @pytest.mark.parametrize(("fmt", "codec", "container", "audio", "size"), MATRIX,
                          ids=[f"{m[0]['codec']}-{m[0]['container']}" for m in MATRIX])
 def test_codec_container_matrix(fmt: dict[str, Any], codec: str, container: str, audio: str,
-                                size: tuple[int, int], clips: Clips, redis_client, test_env: HarnessEnv) -> None:
+                                size: tuple[int, int], clips: Clips, redis_client: redis.Redis,
+                                test_env: HarnessEnv) -> None:
     outcome = run(redis_client, transcode_task, str(clips.landscape), fmt)
     assert outcome.error is None, outcome.error
     result = outcome.value
@@ -53,7 +55,7 @@ def test_codec_container_matrix(fmt: dict[str, Any], codec: str, container: str,
     assert partial_files(test_env.render_dir) == []
 
 
-def test_portrait_without_audio_keeps_aspect_and_has_no_audio(clips: Clips, redis_client) -> None:
+def test_portrait_without_audio_keeps_aspect_and_has_no_audio(clips: Clips, redis_client: redis.Redis) -> None:
     outcome = run(redis_client, transcode_task, str(clips.portrait),
                   {"codec": "vp9", "container": "mkv", "preset": "ultrafast", "width": 90})
     assert outcome.error is None, outcome.error

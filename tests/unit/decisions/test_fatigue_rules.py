@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 
 import numpy as np
@@ -20,10 +21,12 @@ from geminivideo.ml.fatigue import (
 )
 
 DAYS = 30
+Daily = float | Sequence[float] | np.ndarray  # one figure for every day, or one per day
 DEFAULT = FatigueThresholds()
 
 
-def one_ad(impressions, clicks, spend=None, *, frequency=None, reach=None, budget=50.0) -> History:
+def one_ad(impressions: Daily, clicks: Daily, spend: Daily | None = None, *, frequency: Daily | None = None,
+           reach: Daily | None = None, budget: Daily = 50.0) -> History:
     """A History of one ad from per-day sequences (numbers broadcast to DAYS days)."""
     imps = np.broadcast_to(np.asarray(impressions, dtype=float), (DAYS,)).copy()
     clk = np.broadcast_to(np.asarray(clicks, dtype=float), (DAYS,)).copy()

@@ -39,7 +39,9 @@ def allocation_inputs(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, float, f
 
 @settings(max_examples=300, deadline=None)
 @given(allocation_inputs())
-def test_allocation_conserves_the_total_to_the_cent_and_respects_floor_and_caps(case) -> None:
+def test_allocation_conserves_the_total_to_the_cent_and_respects_floor_and_caps(
+    case: tuple[np.ndarray, np.ndarray, float, float, float],
+) -> None:
     shares, current, total, floor, max_change = case
     plan = allocate_budget(shares, current, total, floor=floor, max_change=max_change)
     budgets = plan.budgets

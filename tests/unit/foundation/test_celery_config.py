@@ -8,7 +8,7 @@ import sys
 import pytest
 from celery.schedules import crontab
 
-from geminivideo.celery_base import build_config
+from geminivideo.celery_base import AppSpec, build_config
 from geminivideo.config import Settings
 from geminivideo.contracts import ML_TASKS, TASK_QUEUE, VIDEO_TASKS
 from geminivideo.ml import celery_app as ml_app
@@ -21,7 +21,7 @@ def settings() -> Settings:
 
 
 @pytest.mark.parametrize("spec", [ml_app.SPEC, video_app.SPEC], ids=["ml", "video"])
-def test_reliable_defaults(spec, settings: Settings) -> None:
+def test_reliable_defaults(spec: AppSpec, settings: Settings) -> None:
     conf = build_config(spec, settings)
     assert conf["task_serializer"] == conf["result_serializer"] == "json"
     assert conf["accept_content"] == ["json"]

@@ -197,8 +197,8 @@ def _tree(spec: list[tuple[str, int, float, bool]]) -> tuple[Tree, set[Path]]:
             held.add(path)
     for folder in ("a", "b", "a/c"):
         tree.dirs[ROOT / folder] = NOW
-    for folder in (ROOT, ROOT / "a", ROOT / "b", ROOT / "a/c"):
-        tree.entry_counts[folder] = sum(1 for f in tree.files if f.path.parent == folder)
+    for directory in (ROOT, ROOT / "a", ROOT / "b", ROOT / "a/c"):
+        tree.entry_counts[directory] = sum(1 for f in tree.files if f.path.parent == directory)
     tree.entry_counts[ROOT] += 2
     tree.entry_counts[ROOT / "a"] += 1
     return tree, held

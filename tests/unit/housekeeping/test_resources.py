@@ -82,7 +82,8 @@ def test_figures_above_their_threshold_become_warnings() -> None:
     assert found[1]["message"] == "disk /data at 91.5 % on h1 (threshold 90 %)"
 
 
-def test_a_failed_cpu_collector_gives_no_warning_but_an_error(settings: Settings, caplog) -> None:
+def test_a_failed_cpu_collector_gives_no_warning_but_an_error(settings: Settings,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
     low = settings.model_copy(update={"resource_warn_memory_percent": 0.01})
     caplog.set_level(logging.WARNING)
     snapshot = resources.collect_snapshot(low, collectors={"cpu": unplugged_sensor, "memory": resources.collect_memory})

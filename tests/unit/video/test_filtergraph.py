@@ -46,7 +46,7 @@ def ffmpeg_reads(escaped: str) -> tuple[str, str]:
     return value, graph_rest + option_rest
 
 
-@given(st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))))
+@given(st.text(alphabet=st.characters(blacklist_characters="\x00", blacklist_categories=["Cs"])))
 def test_escaped_values_reach_the_filter_unchanged(value: str) -> None:
     assert ffmpeg_reads(fg.escape_value(value)) == (value, "")
 
