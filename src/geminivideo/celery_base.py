@@ -6,6 +6,7 @@ reads no environment and opens no connection; the first use of ``app.conf`` does
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from geminivideo.contracts import (
     TaskName,
     TaskStatus,
 )
-from geminivideo.errors import Cancelled, TransientError
+from geminivideo.errors import Cancelled, InvalidPayload, TransientError
 from geminivideo.progress import ProgressPublisher
 from geminivideo.redis_client import get_redis, reset_redis
 from geminivideo.redis_transport import TRANSPORT_PATH as REDIS_TRANSPORT
@@ -141,6 +142,7 @@ class GeminiTask(Task):
         if task_id is None:  # called directly as a function, not as a task
             return super().__call__(*args, **kwargs)
         try:
+            self._check_arguments(args, kwargs)
             retval = super().__call__(*args, **kwargs)
         except Retry:
             raise
@@ -149,6 +151,16 @@ class GeminiTask(Task):
             raise
         self._finish(task_id, TaskStatus.COMPLETED, result=retval if isinstance(retval, dict) else None)
         return retval
+
+    def _check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
+        """Refuse a message whose arguments do not fit the task's signature as an invalid payload, instead of
+        letting Python's TypeError stand for it (which a bug inside the task raises too)."""
+        signature = inspect.signature(self.run)
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            expected = ", ".join(str(p.replace(annotation=p.empty)) for p in signature.parameters.values())
+            raise InvalidPayload(f"{self.name}: {exc}; the task takes ({expected})") from None
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
         self._finish(task_id, TaskStatus.COMPLETED, result=retval if isinstance(retval, dict) else None)

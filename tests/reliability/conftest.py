@@ -22,6 +22,7 @@ import pytest
 import redis
 from celery import Celery
 from celery.result import AsyncResult
+from redis import Redis  # by name: the `redis` field below shadows the module inside the class
 
 from geminivideo import procs
 from geminivideo.celery_base import make_celery
@@ -96,7 +97,7 @@ class Deployment:
         task = probe_tasks.VIDEO_PROBE if app == "video" else probe_tasks.ML_PROBE
         return self.send(app, task, (key, seconds, str(output_dir) if output_dir else None), queue=queue)
 
-    def client(self) -> redis.Redis:
+    def client(self) -> Redis:
         return self.redis.client()
 
     def starts(self, key: str) -> list[dict[str, Any]]:
@@ -122,6 +123,9 @@ class Deployment:
         for app in self.apps.values():
             app.close()
         self.redis.stop()
+        # After everything is stopped, so a failure here leaves no process behind.
+        for log in self.logs:
+            log.check()
 
 
 class ProgressLog:
@@ -129,6 +133,7 @@ class ProgressLog:
 
     def __init__(self, client: redis.Redis) -> None:
         self.events: list[tuple[float, ProgressEvent]] = []
+        self.malformed: list[str] = []  # messages that are not a ProgressEvent: a protocol bug, never ignored
         self._pubsub = client.pubsub(ignore_subscribe_messages=True)
         self._pubsub.psubscribe("task_progress:*")
         self._stop = threading.Event()
@@ -137,12 +142,26 @@ class ProgressLog:
 
     def _collect(self) -> None:
         while not self._stop.is_set():
-            with contextlib.suppress(redis.RedisError, ValueError):
+            try:
                 message = self._pubsub.get_message(timeout=0.2)
-                if message is not None:
-                    self.events.append((time.time(), ProgressEvent.model_validate_json(message["data"])))
+            except redis.RedisError:  # the private Redis restarting is a fault some tests inject: keep listening
+                time.sleep(0.1)
+                continue
+            if message is None:
+                continue
+            try:
+                event = ProgressEvent.model_validate_json(message["data"])
+            except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                self.malformed.append(f"{message['channel']}: {message['data']!r}: {exc}")
+                continue
+            self.events.append((time.time(), event))
+
+    def check(self) -> None:
+        """Fail when any message on a progress channel was not a valid ProgressEvent."""
+        assert not self.malformed, f"{len(self.malformed)} malformed progress message(s): {self.malformed[:3]}"
 
     def of(self, task_id: str, status: TaskStatus | None = None) -> list[tuple[float, ProgressEvent]]:
+        self.check()
         return [(at, e) for at, e in self.events if e.task_id == task_id and (status is None or e.status is status)]
 
     def close(self) -> None:
