@@ -106,8 +106,7 @@ def test_a_task_cut_off_with_its_host_completes_on_the_other(hosts: list[netns.H
     assert any(name_b in reply for reply in replies), f"host B did not take {QUEUE}: {replies}"
     first = dep.starts(key)[0]
     assert first["hostname"] == name_a, first
-    time.sleep(1.5)  # a few steps in: progress published, output half written
-    assert _partials(dep), "host A has not begun writing its output: not mid-task"
+    faults.wait_for(lambda: _partials(dep), 30, "host A writing its output (mid-task)")
 
     cut_at = time.time()
     host_a.cut()

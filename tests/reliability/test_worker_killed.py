@@ -54,6 +54,11 @@ def _mid_task(dep: Deployment, results: dict[str, Any]) -> bool:
     return all(s in (TaskStatus.STARTED, TaskStatus.PROCESSING) for s in statuses.values())
 
 
+def _into_the_encodes(dep: Deployment) -> bool:
+    writing = [p for p in dep.render_dir.rglob("*") if is_partial(p) and p.is_file() and p.stat().st_size > 0]
+    return bool(writing) and any(Path(dep.env["TEMP_DIR"]).iterdir())
+
+
 def _leftovers(dep: Deployment) -> list[str]:
     found = [p for p in dep.render_dir.rglob("*") if is_partial(p)]
     found += list(Path(dep.env["TEMP_DIR"]).iterdir())
@@ -82,7 +87,7 @@ def _kill_and_recover(dep: Deployment) -> tuple[dict[str, Any], dict[str, dict[s
     victim = dep.worker("video", QUEUES, name="victim", concurrency=3)
     results = _submit(dep, media)
     faults.wait_for(lambda: _mid_task(dep, results), 120, "all three tasks running")
-    time.sleep(1.5)  # into the encodes: partial outputs and scratch folders exist now
+    faults.wait_for(lambda: _into_the_encodes(dep), 60, "partial output written and scratch folders in use")
     left_by_kill = _leftovers(dep)
     killed_at = time.time()
     faults.kill9(victim)
