@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
 
+from geminivideo import procs
 from geminivideo.api.app import create_app
 from geminivideo.contracts import FatigueScanJob
 from geminivideo.ml import fatigue
 from geminivideo.ml.datagen import DatasetSpec, generate_ad_histories
+from geminivideo.procs import wait_until
+from tests.support.env import TestEnv as HarnessEnv  # aliased: pytest would try to collect Test*
+from tests.support.env import applied
 
 
 @pytest.fixture
@@ -93,3 +98,28 @@ def test_fatigue_reports_and_manual_proposals(client: TestClient, tenant: str) -
     assert created.status_code == 201 and created.json()["source"] == "manual"
     assert created.json()["requested_value"] == 42.5
     assert client.post("/api/ml/approvals", json=manual).status_code == 409
+
+
+def test_a_scan_requested_over_http_runs_on_a_worker_and_its_report_is_served(
+    ml_worker: procs.ManagedProcess, test_env: HarnessEnv,
+) -> None:
+    # The session ML worker consumes fatigue-monitoring on the session's SQLite database: use that one here.
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    with applied({"DATABASE_URL": test_env.sqlite_url}), TestClient(create_app()) as client:
+        generate_ad_histories(DatasetSpec(n_ads=30, days=20, seed=11, tenant_id=tenant))
+        reply = client.post("/api/ml/fatigue/scan", json={"tenant_id": tenant, "create_proposals": False})
+        assert reply.status_code == 202, reply.text
+        status_url = reply.json()["status_url"]
+
+        def finished() -> bool:
+            return bool(client.get(status_url).json()["status"] in ("completed", "failed"))
+
+        wait_until(finished, 120, interval_s=0.5, what="the scan task to finish on the worker")
+        state = client.get(status_url).json()
+        assert state["status"] == "completed", state
+        scan = state["result"]
+        assert scan["ads_scanned"] == 30 and scan["proposals_created"] == 0
+
+        report = client.get("/api/ml/fatigue/report", params={"tenant_id": tenant, "scan_id": scan["scan_id"]})
+        assert report.status_code == 200, report.text
+        assert len(report.json()["reports"]) == 30

@@ -11,6 +11,7 @@ import pytest
 from geminivideo import procs
 from geminivideo.contracts import VIDEO_QUEUE_ORDER
 from tests.integration.ops.support import make_video, ops_values, start_api
+from tests.support import speech
 from tests.support.env import TestEnv
 
 
@@ -49,3 +50,10 @@ def ops_video_worker(ops_env: dict[str, str], ops_logs: Path) -> Iterator[procs.
 @pytest.fixture(scope="module")
 def sample_video(test_env: TestEnv) -> Path:
     return make_video(test_env.media_dir / f"ops-sample-{uuid.uuid4().hex[:6]}.mp4")
+
+
+@pytest.fixture(scope="module")
+def spoken_video(test_env: TestEnv) -> Path:
+    """A short video whose soundtrack speaks two English sentences (espeak-ng), for the caption jobs."""
+    out = test_env.media_dir / f"ops-speech-{uuid.uuid4().hex[:6]}.mp4"
+    return speech.speech_video(speech.ENGLISH_SENTENCES[:2], out)

@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 from geminivideo import procs
+from geminivideo.contracts import utcnow
+from geminivideo.db.models import Ad
+from geminivideo.db.models.decisions import ChangeType
+from geminivideo.db.session import session_scope
+from geminivideo.ml import approvals
+from geminivideo.ml.datagen import ensure_tenant
+from tests.support.env import applied
 
 
 def cli(env: dict[str, str], *args: str, timeout_s: float = 180) -> subprocess.CompletedProcess[str]:
@@ -76,3 +84,46 @@ def test_webhook_send_signs_a_request_the_api_accepts(ops_env: dict[str, str], a
     assert '"signature": "v3"' in sent.stdout and '"stored": 1' in sent.stdout
     unsigned = cli({**ops_env, "HUBSPOT_CLIENT_SECRET": "not-the-api-secret"}, "webhook", "send", "--api-url", api)
     assert unsigned.returncode == 1 and "does not match" in unsigned.stdout
+
+
+def test_caption_wait_writes_the_captions(
+    ops_env: dict[str, str], ops_video_worker: procs.ManagedProcess, spoken_video: Path
+) -> None:
+    done = cli(ops_env, "caption", str(spoken_video), "--model", "tiny.en", "--format", "srt", "--wait")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "submitted caption job" in done.stdout and "completed" in done.stdout
+    srt_path = next(line.split()[-1] for line in done.stdout.splitlines() if line.strip().startswith("srt_path"))
+    assert "sale" in Path(srt_path).read_text(encoding="utf-8").lower()
+
+
+def _pending_change(ops_env: dict[str, str]) -> int:
+    """One pending proposal in the deployment's database, for an ad of a tenant of its own."""
+    tenant = f"cli-{uuid.uuid4().hex[:8]}"
+    with applied({"DATABASE_URL": ops_env["DATABASE_URL"]}):
+        with session_scope() as session:
+            ensure_tenant(session, tenant)
+            session.add(Ad(id=f"{tenant}-ad", tenant_id=tenant, campaign_id=f"{tenant}-c", name="ad",
+                           status="active", daily_budget=50.0, launched_at=utcnow()))
+        view = approvals.propose_change(f"{tenant}-ad", ChangeType.PAUSE, None, reason="fatigued")
+    assert view is not None
+    return view.id
+
+
+def _decision(ops_env: dict[str, str], change_id: int) -> tuple[str, str | None, str | None]:
+    with applied({"DATABASE_URL": ops_env["DATABASE_URL"]}):
+        change = approvals.show_change(change_id)
+    return str(change.status), change.decided_by, change.decision_note
+
+
+def test_approve_and_reject_record_the_decision(ops_env: dict[str, str]) -> None:
+    approve_id, reject_id = _pending_change(ops_env), _pending_change(ops_env)
+
+    approved = cli(ops_env, "approvals", "approve", str(approve_id), "--by", "alice", "--note", "worn out")
+    rejected = cli(ops_env, "approvals", "reject", str(reject_id), "--by", "bob")
+
+    assert approved.returncode == 0 and f"change {approve_id}: approved" in approved.stdout, approved.stderr
+    assert rejected.returncode == 0 and f"change {reject_id}: rejected" in rejected.stdout, rejected.stderr
+    assert _decision(ops_env, approve_id) == ("approved", "alice", "worn out")
+    assert _decision(ops_env, reject_id) == ("rejected", "bob", None)
+    again = cli(ops_env, "approvals", "reject", str(approve_id))
+    assert again.returncode == 1 and "is approved" in again.stderr
