@@ -122,7 +122,7 @@ class ProgressPublisher:
         )
         if self._send(event):
             self._last_sent_at, self._last_status = now, status
-        elif self._superseded:
+        elif self._superseded or (self.attempt is not None and self.attempt.lost is not None):
             return None
         return event
 

@@ -27,6 +27,8 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from geminivideo.config import get_settings
 from geminivideo.errors import LeaseLost
@@ -48,8 +50,10 @@ def _probe_client(timeout_s: float) -> redis.Redis:
     pid = os.getpid()
     if pid not in _probe_clients:
         _probe_clients.clear()  # a forked child never reuses its parent's sockets
+        # No retries inside the call (redis-py retries 3 times with backoff by default): the watchdog retries.
         _probe_clients[pid] = redis.Redis.from_url(get_settings().redis_url, decode_responses=True,
-                                                   socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
+                                                   socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+                                                   retry=Retry(NoBackoff(), 0))
     return _probe_clients[pid]
 
 
