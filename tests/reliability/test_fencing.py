@@ -103,7 +103,7 @@ def test_a_lower_token_never_overwrites_a_higher_one(redis_client: redis.Redis, 
     higher = ProgressEvent(task_id=task_id, progress=40, status=TaskStatus.PROCESSING, message="attempt 5",
                            timestamp=utcnow(), lease_token=5)
     redis_client.set(status_key(task_id), higher.model_dump_json())
-    ctx, attempt = _in_own_context(task_id)  # token 4
+    _ctx, attempt = _in_own_context(task_id)  # token 4
     try:
         assert attempt.token == 4
         publisher = ProgressPublisher(redis_client, task_id, attempt=attempt, min_interval_s=0)
