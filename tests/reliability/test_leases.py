@@ -5,6 +5,7 @@
   kill and completes it exactly once: one valid output, progress ``completed``, nothing left unacknowledged.
 - Given two live workers and tasks that run 5x LEASE_TIMEOUT_S, then each task starts exactly once: the
   holder's renewals keep the deliveries invisible to the other worker's restore sweep.
+- Given a webhook batch whose lease passes to a newer attempt mid-batch, the old attempt applies nothing more.
 
 The lease is shortened to seconds through the settings (LEASE_TIMEOUT_S, LEASE_RENEW_S = a quarter of it).
 """
@@ -12,12 +13,14 @@ The lease is shortened to seconds through the settings (LEASE_TIMEOUT_S, LEASE_R
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from geminivideo.contracts import TaskStatus
 from geminivideo.video.ffmpeg import is_partial
 from tests.reliability.conftest import Deployment, MakeDeployment
+from tests.reliability.hubspot_stack import WebhookStack, crm_stand_in
 from tests.support import faults
 from tests.support.media import ffprobe
 
@@ -88,3 +91,39 @@ def test_tasks_five_leases_long_on_live_workers_start_once(deployment: MakeDeplo
     assert all(len(dep.done(key)) == 1 for key in keys)
     assert _unacked(dep, "ml") == 0
     print(f"{len(keys)} tasks of {5 * lease_s:.0f} s (5 leases) on two live workers: each started once")
+
+
+@pytest.mark.timeout(240)
+def test_a_webhook_batch_taken_over_mid_flight_stops_applying(deployment: MakeDeployment, pg_database: str) -> None:
+    """Given a signed 3-deal HubSpot batch (one message) on an ML worker and a CRM that answers in 3 s, when the
+    batch's lease passes to a newer attempt while it waits on the CRM for its second deal (the token moves on,
+    as a second worker's start moves it), then the old attempt applies nothing more — not the deal whose CRM
+    answer it was waiting for — and hands the batch back; the batch is applied once per deal."""
+    with crm_stand_in(delay_s=3) as crm:
+        dep = deployment(DATABASE_URL=pg_database, HUBSPOT_ACCESS_TOKEN="test-token", HUBSPOT_API_BASE_URL=crm.url,
+                         LEASE_TIMEOUT_S=str(LEASE_S))
+        stack = WebhookStack(dep)
+        base = stack.start_api()
+        stack.worker("holder")
+        portal = int(time.time() * 1000) % 10**9
+        at_ms = int((datetime.now(UTC) - timedelta(hours=1)).timestamp() * 1000)
+        deals = [str(portal * 10 + i) for i in range(3)]
+        batch = [{"eventId": i, "subscriptionId": 1, "portalId": portal, "occurredAt": at_ms, "objectId": int(deal),
+                  "subscriptionType": "deal.propertyChange", "propertyName": "dealstage",
+                  "propertyValue": "contractsent"} for i, deal in enumerate(deals)]
+        response = stack.post(base, batch)
+        assert response.status_code == 200 and response.json()["enqueued"] == 3, response.text
+        keys = [e["key"] for e in response.json()["events"]]
+        faults.wait_for(lambda: crm.hits_for(deals[1]) == 1, 60, "the batch waits on the CRM for its second deal")
+        (token_key,) = dep.client().keys("lease_token:*")
+        assert dep.client().incr(token_key) == 2  # the takeover: attempt 1 is no longer current
+        events = stack.wait_final(keys)
+        tenant = f"hubspot-portal-{portal}"
+        books = [stack.books(tenant, deal) for deal in deals]
+        assert [e["status"] for e in events.values()] == ["processed"] * 3, events
+        assert [b.conversions for b in books] == [[("contractsent", 9000.0)]] * 3
+        # Deal 1 applied by attempt 1 before the takeover; deal 2's first CRM answer was not applied (asked again
+        # by attempt 3, the redelivery); deal 3 asked once, by attempt 3.
+        assert [crm.hits_for(deal) for deal in deals] == [1, 2, 1]
+        assert int(dep.client().get(token_key)) == 3
+        assert _unacked(dep, "ml") == 0
