@@ -58,6 +58,7 @@ class QoS(kombu_redis.QoS):
         # cannot be reached now and the tag stays in this channel's books.
         self._abandoned.add(delivery_tag)
         super().reject(delivery_tag, requeue=requeue)
+        self._abandoned.discard(delivery_tag)  # handed back: no longer among this channel's deliveries
 
     def ack(self, delivery_tag: str) -> None:
         super().ack(delivery_tag)

@@ -5,11 +5,12 @@ runs it. Writes that others read — progress records (``progress.py``), the res
 outputs renamed into place (``video/ffmpeg.atomic_output``) — check in Redis that the token is still the
 current one and refuse otherwise, so a newer attempt always wins over an older one still running somewhere.
 
-An attempt also watches its own lease: a thread confirms the token every ``LEASE_RENEW_S`` unless a fenced
-write has just done so. When a newer token appears, or Redis could not be reached for ``LEASE_TIMEOUT_S``
-(the worker's renewals have failed for as long, so its delivery is being handed to another worker), the
-attempt is *lost*: the thread kills the process groups it runs (FFmpeg), and the task unwinds at its next
-progress step, publishes nothing and rejects its delivery back to the broker instead of acknowledging it.
+An attempt also watches its own lease: the process's watchdog thread confirms the token every
+``LEASE_RENEW_S`` unless a fenced write has just done so. When a newer token appears, or Redis could not be
+reached for ``LEASE_TIMEOUT_S`` (the worker's renewals have failed for as long, so its delivery is being
+handed to another worker), the attempt is *lost*: the thread kills the process groups it runs (FFmpeg), and
+the task unwinds at its next progress step, publishes nothing and rejects its delivery back to the broker
+instead of acknowledging it.
 
 The current attempt is kept per thread of execution (a ``ContextVar``): one task runs at a time in a pool
 process, and the watchdog thread holds its attempt directly.
@@ -69,8 +70,7 @@ class Attempt:
         self._lost: str | None = None
         self._groups: set[int] = set()
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name=f"lease-{task_id[:8]}", daemon=True)
+        self._stopped = False
 
     # ─── state ──────────────────────────────────────────────────────────────────────────────────────
     @property
@@ -117,23 +117,24 @@ class Attempt:
 
     # ─── lifecycle ──────────────────────────────────────────────────────────────────────────────────
     def start(self) -> None:
-        self._thread.start()
+        _watchdog().watch(self)
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=1)
+        self._stopped = True
+        _watchdog().unwatch(self)
 
-    def _watch(self) -> None:
-        while not self._stop.wait(self._next_check_in()):
-            silent_s = time.monotonic() - self._confirmed_at
-            if silent_s >= self.timeout_s:
-                self._lose(f"could not confirm its lease with Redis for {silent_s:.1f} s "
-                           f"(LEASE_TIMEOUT_S={self.timeout_s:g})")
-            elif silent_s >= self.renew_s:
-                self._probe()
-            if self._lost is not None:
-                return
+    def tick(self) -> float | None:
+        """One look at the lease (called by the process's watchdog): confirm it when due, lose it past the
+        deadline. Returns the seconds until the next look, or None once the attempt is over or lost."""
+        if self._stopped or self._lost is not None:
+            return None
+        silent_s = time.monotonic() - self._confirmed_at
+        if silent_s >= self.timeout_s:
+            self._lose(f"could not confirm its lease with Redis for {silent_s:.1f} s "
+                       f"(LEASE_TIMEOUT_S={self.timeout_s:g})")
+        elif silent_s >= self.renew_s:
+            self._probe()
+        return None if self._lost is not None else self._next_check_in()
 
     def _next_check_in(self) -> float:
         deadline_in = self._confirmed_at + self.timeout_s - time.monotonic()
@@ -165,6 +166,55 @@ class Attempt:
                     self.token, why)
         for pgid in groups:
             _kill_group(pgid)
+
+
+class _Watchdog:
+    """One daemon thread per process that ticks every running attempt (a pool process runs one at a time):
+    starting a thread per task would cost more than a short webhook task itself."""
+
+    def __init__(self) -> None:
+        self._attempts: set[Attempt] = set()
+        self._wake = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="lease-watchdog", daemon=True)
+        self._thread.start()
+
+    def watch(self, attempt: Attempt) -> None:
+        with self._wake:
+            self._attempts.add(attempt)
+            self._wake.notify()
+
+    def unwatch(self, attempt: Attempt) -> None:
+        with self._wake:
+            self._attempts.discard(attempt)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                while not self._attempts:
+                    self._wake.wait()
+                attempts = list(self._attempts)
+            waits = {attempt: attempt.tick() for attempt in attempts}  # outside the lock: ticks may call Redis
+            with self._wake:
+                for attempt, wait in waits.items():
+                    if wait is None:
+                        self._attempts.discard(attempt)
+                pending = [wait for attempt, wait in waits.items() if wait is not None and attempt in self._attempts]
+                if pending:
+                    self._wake.wait(timeout=min(pending))
+
+
+_watchdogs: dict[int, _Watchdog] = {}
+_watchdogs_lock = threading.Lock()
+
+
+def _watchdog() -> _Watchdog:
+    """This process's watchdog (a forked child starts its own: threads do not survive fork)."""
+    with _watchdogs_lock:
+        pid = os.getpid()
+        if pid not in _watchdogs:
+            _watchdogs.clear()
+            _watchdogs[pid] = _Watchdog()
+        return _watchdogs[pid]
 
 
 def _kill_group(pgid: int) -> None:
