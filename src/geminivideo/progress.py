@@ -127,7 +127,8 @@ class ProgressPublisher:
         return event
 
     def _send(self, event: ProgressEvent) -> bool:
-        body = event.model_dump_json()
+        # Records written outside an attempt (the sender's "queued", a revoke) keep DESIGN §4's five fields.
+        body = event.model_dump_json(exclude={"lease_token"} if event.lease_token is None else None)
         try:
             if event.status is TaskStatus.QUEUED:
                 # The sender writes "queued" after the message has left: a fast worker may have published
