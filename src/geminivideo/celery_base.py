@@ -16,7 +16,7 @@ from typing import Any
 import redis
 import sqlalchemy.exc
 from celery import Celery, Task
-from celery.exceptions import Retry
+from celery.exceptions import Reject, Retry
 from celery.signals import task_revoked, worker_process_init
 from kombu import Queue
 
@@ -30,7 +30,10 @@ from geminivideo.contracts import (
     TaskName,
     TaskStatus,
 )
-from geminivideo.errors import Cancelled, InvalidPayload, TransientError
+from geminivideo.errors import Cancelled, InvalidPayload, LeaseLost, TransientError
+from geminivideo.leases import fencing
+from geminivideo.leases.backend import fenced_url
+from geminivideo.leases.rabbitmq import consumer_arguments
 from geminivideo.progress import ProgressPublisher
 from geminivideo.redis_client import get_redis, reset_redis
 from geminivideo.redis_transport import TRANSPORT_PATH as REDIS_TRANSPORT
@@ -111,9 +114,10 @@ class GeminiTask(Task):
         """The progress publisher of the current (or given) task id, one per id in this process."""
         task_id = task_id or self.request.id
         cache = self.__dict__.setdefault("_publishers", {})
-        if task_id not in cache:
+        attempt = fencing.current(task_id)
+        if task_id not in cache or cache[task_id].attempt is not attempt:
             cache.clear()  # one task runs at a time per pool process
-            cache[task_id] = ProgressPublisher(get_redis(), task_id)
+            cache[task_id] = ProgressPublisher(get_redis(), task_id, attempt=attempt)
         return cache[task_id]
 
     def apply_async(self, args: Any = None, kwargs: Any = None, task_id: str | None = None, **options: Any) -> Any:
@@ -128,6 +132,7 @@ class GeminiTask(Task):
         return result
 
     def before_start(self, task_id: str, args: Any, kwargs: Any) -> None:
+        fencing.begin(task_id)  # this attempt's token: progress, result and outputs are fenced by it
         if self.publishes_progress:
             self.progress(task_id).publish(TaskStatus.STARTED, None, f"started on {self.request.hostname}")
         self._record(task_id, TaskStatus.STARTED)
@@ -141,15 +146,22 @@ class GeminiTask(Task):
         task_id = self.request.id
         if task_id is None:  # called directly as a function, not as a task
             return super().__call__(*args, **kwargs)
+        attempt = fencing.current(task_id)
         try:
             self._check_arguments(args, kwargs)
             retval = super().__call__(*args, **kwargs)
+            if attempt is not None:
+                attempt.check()  # still the attempt that holds the task, just before its result goes out
         except Retry:
             raise
         except BaseException as exc:
+            if attempt is not None and attempt.lost is not None:
+                raise _hand_back(attempt) from exc
             self._finish(task_id, _final_status(exc), error=f"{type(exc).__name__}: {exc}")
             raise
         self._finish(task_id, TaskStatus.COMPLETED, result=retval if isinstance(retval, dict) else None)
+        if attempt is not None and attempt.lost is not None:  # superseded while publishing "completed"
+            raise _hand_back(attempt)
         return retval
 
     def _check_arguments(self, args: Sequence[Any], kwargs: Mapping[str, Any]) -> None:
@@ -161,6 +173,9 @@ class GeminiTask(Task):
         except TypeError as exc:
             expected = ", ".join(str(p.replace(annotation=p.empty)) for p in signature.parameters.values())
             raise InvalidPayload(f"{self.name}: {exc}; the task takes ({expected})") from None
+
+    def after_return(self, status: str, retval: Any, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        fencing.end(task_id)
 
     def on_success(self, retval: Any, task_id: str, args: Any, kwargs: Any) -> None:
         self._finish(task_id, TaskStatus.COMPLETED, result=retval if isinstance(retval, dict) else None)
@@ -180,6 +195,9 @@ class GeminiTask(Task):
             return
         finished.clear()  # one task runs at a time per pool process
         finished.add(task_id)
+        attempt = fencing.current(task_id)
+        if attempt is not None and attempt.lost is not None:
+            return  # a lost attempt publishes nothing, records nothing
         if self.publishes_progress:
             error = outcome.get("error")
             message = "done" if status is TaskStatus.COMPLETED else str(error)
@@ -193,14 +211,23 @@ class GeminiTask(Task):
             record_status(task_id, status.value, **outcome)
 
 
+def _hand_back(attempt: fencing.Attempt) -> Reject:
+    """An attempt that lost its lease neither publishes nor acks: its delivery goes back to the broker (a no-op
+    when another worker already holds it), and the attempt that holds the lease decides the outcome."""
+    return Reject(LeaseLost(f"task {attempt.task_id} attempt {attempt.token}: {attempt.lost}"), requeue=True)
+
+
 def _final_status(exc: BaseException) -> TaskStatus:
     # SystemExit is how a pool child unwinds on revoke(terminate=True): the job was cancelled.
     return TaskStatus.CANCELLED if isinstance(exc, Cancelled | SystemExit) else TaskStatus.FAILED
 
 
-def _queues(spec: AppSpec, broker_is_redis: bool) -> list[Queue]:
-    arguments = None if broker_is_redis else {"x-max-priority": MAX_PRIORITY}
-    return [Queue(str(q), routing_key=str(q), queue_arguments=arguments) for q in spec.queues]
+def _queues(spec: AppSpec, settings: Settings, limits: Mapping[TaskName, TimeLimit]) -> list[Queue]:
+    if settings.broker_is_redis:
+        return [Queue(str(q), routing_key=str(q)) for q in spec.queues]
+    arguments = {"x-max-priority": MAX_PRIORITY}
+    return [Queue(str(q), routing_key=str(q), queue_arguments=arguments,
+                  consumer_arguments=consumer_arguments(q, settings, limits)) for q in spec.queues]
 
 
 def _beat_probe(spec: AppSpec, settings: Settings) -> dict[str, dict[str, Any]]:
@@ -213,34 +240,19 @@ def _beat_probe(spec: AppSpec, settings: Settings) -> dict[str, dict[str, Any]]:
     return {"beat-probe": {"task": ping, "schedule": timedelta(seconds=interval_s), "options": {"expires": interval_s}}}
 
 
-def queue_visibility_timeouts(
-    spec: AppSpec, settings: Settings, limits: Mapping[TaskName, TimeLimit]
-) -> dict[str, float]:
-    """Redis only: how long an unacknowledged delivery of each queue stays invisible before kombu restores it.
-
-    The longest hard limit of the tasks routed to that queue plus VISIBILITY_MARGIN_S: a killed worker's
-    90-second webhook comes back in ~2.5 minutes, not after the app's 35-minute scan limit. Shorter would
-    deliver a still-running task twice; longer only delays recovery from a worker killed without warning.
-    """
-    timeouts: dict[str, float] = {}
-    for queue in spec.queues:
-        hard = [limit.hard_s for task, limit in limits.items() if TASK_QUEUE.get(task) == queue]
-        if hard:
-            timeouts[str(queue)] = max(hard) + settings.visibility_margin_s
-    return timeouts
-
-
-def _visibility_options(spec: AppSpec, settings: Settings, limits: Mapping[TaskName, TimeLimit]) -> dict[str, Any]:
-    per_queue = queue_visibility_timeouts(spec, settings, limits)
-    longest_hard_s = max(limit.hard_s for limit in limits.values())
+def _visibility_options(spec: AppSpec, settings: Settings) -> dict[str, Any]:
+    """Redis only: a delivery's visibility is a lease of LEASE_TIMEOUT_S that its worker renews every
+    LEASE_RENEW_S (redis_transport, leases/renewal), whatever the task's length or ETA."""
     return {
-        # The app's longest: what a queue without its own value (and kombu's sweep) falls back to.
-        "visibility_timeout": max([longest_hard_s + settings.visibility_margin_s, *per_queue.values()]),
-        "queue_visibility_timeouts": per_queue,
+        "visibility_timeout": settings.lease_timeout_s,
+        "lease_renew_interval": settings.lease_renew_interval_s,
         # kombu sweeps for expired deliveries every interval x throttle (default 10 x 10 s): every interval.
         "unacked_restore_interval": settings.unacked_restore_interval_s,
         "unacked_restore_throttle": 1,
-        # One index per app: the ML app's shorter timeouts must not restore a render that still runs.
+        # The sweep's mutex outlives a worker killed while sweeping (kombu's default 300 s would stall every
+        # restore that long); a sweep takes milliseconds.
+        "unacked_mutex_expire": max(10, int(settings.lease_timeout_s)),
+        # One index per app: each app's workers sweep their own deliveries.
         "unacked_key": f"unacked:{spec.name}",
         "unacked_index_key": f"unacked_index:{spec.name}",
         "unacked_mutex_key": f"unacked_mutex:{spec.name}",
@@ -255,13 +267,13 @@ def build_config(spec: AppSpec, settings: Settings) -> dict[str, Any]:
     transport_options: dict[str, Any] = {}
     if redis_broker:
         transport_options = {
-            **_visibility_options(spec, settings, limits),
+            **_visibility_options(spec, settings),
             "queue_order_strategy": "priority",
             "priority_steps": REDIS_PRIORITY_STEPS,
         }
     return {
         "broker_url": settings.broker_url,
-        "result_backend": settings.result_backend,
+        "result_backend": fenced_url(settings.result_backend),  # results stored only by the lease holder
         "broker_connection_retry_on_startup": True,
         "broker_transport": REDIS_TRANSPORT if redis_broker else None,
         "broker_transport_options": transport_options,
@@ -285,7 +297,7 @@ def build_config(spec: AppSpec, settings: Settings) -> dict[str, Any]:
         "task_annotations": {
             str(name): {"soft_time_limit": limit.soft_s, "time_limit": limit.hard_s} for name, limit in limits.items()
         },
-        "task_queues": _queues(spec, redis_broker),
+        "task_queues": _queues(spec, settings, limits),
         "task_default_queue": str(spec.queues[-1]),
         "task_routes": {str(name): {"queue": str(queue)} for name, queue in TASK_QUEUE.items()},
         "task_default_priority": transport_priority(DEFAULT_PRIORITY, broker_is_redis=redis_broker),

@@ -87,9 +87,15 @@ class Settings(BaseSettings):
     beat_timezone: str = "UTC"
     resource_warn_percent: float = Field(90.0, gt=0, le=100)
     unacked_restore_interval_s: float = Field(10.0, gt=0)
-    # Redis broker: a queue's visibility timeout is its longest hard limit plus this (see celery_base).
+    # RabbitMQ broker: a consumer's acknowledgement timeout is its queue's longest hard limit, the longest retry
+    # countdown and this (leases/rabbitmq.py). On Redis, visibility is the lease (LEASE_TIMEOUT_S).
     visibility_margin_s: float = Field(60.0, ge=0)
     in_use_lease_s: float = Field(120.0, ge=3)  # a killed task's files stay protected from cleanup this long
+    # Task leases (geminivideo/leases): on Redis a delivery stays invisible LEASE_TIMEOUT_S after its worker's last
+    # renewal; the worker renews everything it holds every LEASE_RENEW_S (default a quarter of the timeout). An
+    # attempt that cannot confirm its lease for LEASE_TIMEOUT_S stops and publishes nothing.
+    lease_timeout_s: float = Field(60.0, ge=2)
+    lease_renew_s: float | None = Field(None, gt=0)
 
     # Housekeeping (video/cleanup.py, video/resources.py). Per-resource thresholds default to
     # RESOURCE_WARN_PERCENT; the host name defaults to the machine's (set it to the node name in containers).
@@ -173,6 +179,18 @@ class Settings(BaseSettings):
         if not self.media_roots:
             object.__setattr__(self, "media_roots", [self.temp_dir, self.render_dir, self.preview_dir])
         return self
+
+    @model_validator(mode="after")
+    def _renew_within_lease(self) -> Settings:
+        if self.lease_renew_s is not None and self.lease_renew_s >= self.lease_timeout_s:
+            raise ValueError(f"LEASE_RENEW_S ({self.lease_renew_s:g}) must be shorter than LEASE_TIMEOUT_S "
+                             f"({self.lease_timeout_s:g}), e.g. a quarter of it")
+        return self
+
+    @property
+    def lease_renew_interval_s(self) -> float:
+        """LEASE_RENEW_S, or a quarter of LEASE_TIMEOUT_S: three renewals may fail before the lease is lost."""
+        return self.lease_renew_s if self.lease_renew_s is not None else self.lease_timeout_s / 4
 
     @property
     def broker_url(self) -> str:

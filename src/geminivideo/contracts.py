@@ -148,6 +148,8 @@ class ProgressEvent(BaseModel):
     status: TaskStatus
     message: str = ""
     timestamp: datetime
+    # The publishing attempt's fencing token (leases/fencing.py); None for records written outside an attempt.
+    lease_token: int | None = None
 
     @property
     def is_final(self) -> bool:

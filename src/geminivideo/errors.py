@@ -62,6 +62,12 @@ class Cancelled(GeminiVideoError):
     """The task was revoked or its time limit fired; outputs were removed."""
 
 
+class LeaseLost(GeminiVideoError):
+    """This attempt no longer holds its task's lease: a newer attempt took the task over, or the worker could
+    not reach Redis for LEASE_TIMEOUT_S. It stops its work, publishes nothing and leaves the delivery to the
+    attempt that holds the lease (the message is not acknowledged)."""
+
+
 class TransientError(GeminiVideoError):
     """A temporary fault (network, database, broker, lock); the task retries with backoff."""
 

@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from geminivideo.contracts import FINAL_STATUSES, ProgressEvent, TaskStatus, utcnow
+from geminivideo.leases.fencing import Attempt, token_key
 
 log = logging.getLogger(__name__)
 
@@ -23,16 +24,24 @@ STATUS_TTL_S = 24 * 3600
 DEFAULT_MIN_INTERVAL_S = 0.5  # at most ~2 processing messages per second
 
 
-# SETEX + PUBLISH, unless the update is not final and the stored record already is (atomic in Redis).
+# SETEX + PUBLISH, unless the update is not final and the stored record already is, or (fenced updates) a newer
+# attempt holds the task: its token counter is past ours, or the stored record carries a higher token. Atomic in
+# Redis. Returns 1 sent, 0 refused (task over), -1 refused (superseded).
 _PUBLISH_LUA = """
-if ARGV[3] == '0' then
-  local current = redis.call('GET', KEYS[1])
-  if current then
-    local ok, record = pcall(cjson.decode, current)
-    if ok and (record['status'] == 'completed' or record['status'] == 'failed' or record['status'] == 'cancelled') then
-      return 0
-    end
-  end
+local record = nil
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, decoded = pcall(cjson.decode, current)
+  if ok and type(decoded) == 'table' then record = decoded end
+end
+local token = tonumber(ARGV[4])
+if token then
+  if tonumber(redis.call('GET', KEYS[3]) or '0') > token then return -1 end
+  if record and (tonumber(record['lease_token']) or 0) > token then return -1 end
+end
+if ARGV[3] == '0' and record then
+  local status = record['status']
+  if status == 'completed' or status == 'failed' or status == 'cancelled' then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 redis.call('PUBLISH', KEYS[2], ARGV[1])
@@ -62,9 +71,11 @@ class ProgressPublisher:
         *,
         min_interval_s: float = DEFAULT_MIN_INTERVAL_S,
         clock: Callable[[], float] = time.monotonic,
+        attempt: Attempt | None = None,
     ) -> None:
         self._client = client
         self.task_id = task_id
+        self.attempt = attempt  # when set, every update is fenced by its token
         self._min_interval_s = min_interval_s
         self._clock = clock
         self._last_sent_at: float | None = None
@@ -92,7 +103,9 @@ class ProgressPublisher:
         self, status: TaskStatus, progress: float | None = None, message: str = "", *, force: bool = False
     ) -> ProgressEvent | None:
         """Send an update; return it, or None when rate-limited or the task already ended. Never raises on
-        Redis trouble."""
+        Redis trouble. An attempt that lost its lease publishes nothing."""
+        if self.attempt is not None and self.attempt.lost is not None:
+            return None
         if self._superseded and status not in FINAL_STATUSES:
             return None
         if status is TaskStatus.COMPLETED:
@@ -105,16 +118,18 @@ class ProgressPublisher:
         if routine and self._last_sent_at is not None and now - self._last_sent_at < self._min_interval_s:
             return None
         event = ProgressEvent(
-            task_id=self.task_id, progress=round(self._progress, 2), status=status, message=message, timestamp=utcnow()
+            task_id=self.task_id, progress=round(self._progress, 2), status=status, message=message, timestamp=utcnow(),
+            lease_token=self.attempt.token if self.attempt is not None else None,
         )
         if self._send(event):
             self._last_sent_at, self._last_status = now, status
-        elif self._superseded:
+        elif self._superseded or (self.attempt is not None and self.attempt.lost is not None):
             return None
         return event
 
     def _send(self, event: ProgressEvent) -> bool:
-        body = event.model_dump_json()
+        # Records written outside an attempt (the sender's "queued", a revoke) keep DESIGN §4's five fields.
+        body = event.model_dump_json(exclude={"lease_token"} if event.lease_token is None else None)
         try:
             if event.status is TaskStatus.QUEUED:
                 # The sender writes "queued" after the message has left: a fast worker may have published
@@ -124,12 +139,19 @@ class ProgressPublisher:
                 self._client.publish(progress_channel(self.task_id), body)
                 return True
             final = "1" if event.status in FINAL_STATUSES else "0"
-            keys = [status_key(self.task_id), progress_channel(self.task_id)]
-            if not self._publish_script(keys=keys, args=[body, STATUS_TTL_S, final]):
+            keys = [status_key(self.task_id), progress_channel(self.task_id), token_key(self.task_id)]
+            token = str(self.attempt.token) if self.attempt is not None else ""
+            sent = int(self._publish_script(keys=keys, args=[body, STATUS_TTL_S, final, token]))
+            if sent == -1 and self.attempt is not None:
+                self.attempt.superseded()  # a newer attempt runs the task: this one stops
+                return False
+            if sent != 1:
                 # The task already ended (e.g. a second delivery finished first while this one was cut off):
                 # a late attempt must not turn "completed" back into "processing".
                 self._superseded = True
                 return False
+            if self.attempt is not None:
+                self.attempt.confirmed()
         except redis.RedisError as exc:
             # Progress is advisory: a Redis hiccup must not fail a one-hour render.
             log.warning("progress for %s not published: %s", self.task_id, exc)
@@ -137,6 +159,10 @@ class ProgressPublisher:
         return True
 
     def processing(self, progress: float, message: str = "") -> ProgressEvent | None:
+        """A ``processing`` update (the ProgressCallback of domain code). Raises LeaseLost once the attempt has
+        lost its lease, so the work stops at its next step (FFmpeg's group is killed as it unwinds)."""
+        if self.attempt is not None:
+            self.attempt.ensure()
         return self.publish(TaskStatus.PROCESSING, progress, message)
 
 

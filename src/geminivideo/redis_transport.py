@@ -1,77 +1,78 @@
-"""kombu's Redis transport with a visibility timeout per queue, and one unacknowledged index per app.
+"""kombu's Redis transport with renewable leases, and one unacknowledged index per app.
 
-Stock kombu keeps one sorted set of unacknowledged deliveries per Redis database, scored by delivery
-time, and restores an entry once it is older than the channel's single ``visibility_timeout``. That
-forces one timeout on every queue: a 90-second webhook whose worker was killed would wait as long as
-a one-hour render before another worker gets it.
+Stock kombu keeps one sorted set of unacknowledged deliveries, scored by delivery time, and restores an entry
+once it is older than the channel's single ``visibility_timeout``: a dead worker's one-hour render waits an
+hour, and a task longer than the timeout is delivered twice while it still runs (celery/celery#5935).
 
-Here a delivery is scored as if it had been delivered ``visibility_timeout - queue timeout`` seconds
-earlier (plus later by the message's ETA, for retries with a countdown that a worker holds before
-running), so kombu's own restore sweep, with the app's longest timeout, brings each message back
-after its *own* queue's timeout. Only ``QoS.append`` changes; restore, ack and reject are kombu's.
-The channel also remembers its connection parameters, so losing Redis (a restart) no longer kills the
-worker (see ``Channel._connparams``).
+Here the visibility timeout is a *lease* (``LEASE_TIMEOUT_S``) that the worker holding a delivery renews
+every ``LEASE_RENEW_S`` (``leases/renewal.py``: one script call per interval for everything the channel
+holds, running or waiting for its ETA), so a delivery is restored by kombu's own sweep only once its worker
+has stopped renewing it. Restore and ack are kombu's; ``QoS.append`` starts the renewer, ``QoS.reject``
+stops renewing a delivery it hands back. The channel also remembers its connection parameters, so losing
+Redis (a restart) no longer kills the worker (see ``Channel._connparams``).
 
-The per-queue timeouts (``queue_visibility_timeouts``) and the per-app key names come in as transport
-options from ``celery_base.build_config``. Each app gets its own ``unacked*`` keys because the index
-is shared by every consumer of the database: with one index, the app with the shorter timeout would
-restore the other app's long tasks while they still run.
+The lease settings and the per-app key names come in as transport options from ``celery_base.build_config``.
+Each app gets its own ``unacked*`` keys because the index is shared by every consumer of the database.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from datetime import UTC, datetime
-from time import time
 from typing import Any
 
 from kombu.transport import redis as kombu_redis
-from kombu.transport import virtual
-from kombu.utils.json import dumps
+
+from geminivideo.leases.renewal import LeaseRenewer, renewer_for
 
 log = logging.getLogger(__name__)
 
 TRANSPORT_PATH = "geminivideo.redis_transport:Transport"
 
 
-def eta_delay_s(headers: Mapping[str, Any] | None, now: float) -> float:
-    """Seconds until a Celery message's ``eta`` header (0 when it has none, is past or unreadable)."""
-    raw = (headers or {}).get("eta")
-    if not raw:
-        return 0.0
-    try:
-        eta = datetime.fromisoformat(str(raw))
-    except ValueError:
-        return 0.0
-    if eta.tzinfo is None:
-        eta = eta.replace(tzinfo=UTC)  # Celery with enable_utc sends UTC
-    return max(0.0, eta.timestamp() - now)
-
-
 class QoS(kombu_redis.QoS):
-    """Ack emulation whose index score encodes the message's own restore deadline."""
+    """Ack emulation whose deliveries are leases, renewed while this channel holds them."""
+
+    _renewer: LeaseRenewer | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._abandoned: set[str] = set()
 
     def append(self, message: Any, delivery_tag: str) -> None:
-        delivery = message.delivery_info
-        exchange, routing_key = delivery["exchange"], delivery["routing_key"]
-        now = time()
-        score = now + self.channel.score_offset_s(routing_key) + eta_delay_s(message.headers, now)
-        with self.pipe_or_acquire() as pipe:
-            pipe.zadd(self.unacked_index_key, {delivery_tag: score}).hset(
-                self.unacked_key, delivery_tag, dumps([message._raw, exchange, routing_key])
-            ).execute()
-        virtual.QoS.append(self, message, delivery_tag)
+        super().append(message, delivery_tag)
+        interval_s = self.channel.lease_renew_interval
+        if interval_s and (self._renewer is None or not self._renewer.is_running()):
+            self._renewer = renewer_for(self, float(interval_s))
+
+    def held_tags(self) -> list[str]:
+        """Deliveries this channel still holds (not acknowledged, rejected or handed back)."""
+        for _ in range(5):
+            try:  # the consumer thread changes these while the renewer reads them
+                return [t for t in list(self._delivered) if t not in self._dirty and t not in self._abandoned]
+            except RuntimeError:
+                continue
+        return []
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        # Handed back (an attempt that lost its lease, a cold shutdown): never renew it again, even if Redis
+        # cannot be reached now and the tag stays in this channel's books.
+        self._abandoned.add(delivery_tag)
+        super().reject(delivery_tag, requeue=requeue)
+        self._abandoned.discard(delivery_tag)  # handed back: no longer among this channel's deliveries
+
+    def ack(self, delivery_tag: str) -> None:
+        super().ack(delivery_tag)
+        self._abandoned.discard(delivery_tag)
 
 
 class Channel(kombu_redis.Channel):
     QoS = QoS
 
-    #: queue (routing key) -> seconds an unacknowledged delivery of it stays invisible
-    queue_visibility_timeouts: Mapping[str, float] = {}
+    #: seconds between two renewals of every delivery this channel holds (None: no leases, kombu's behaviour)
+    lease_renew_interval: float | None = None
 
     from_transport_options: tuple[str, ...] = (  # type: ignore[assignment]  # kombu types it as a fixed tuple
-        *kombu_redis.Channel.from_transport_options, "queue_visibility_timeouts",
+        *kombu_redis.Channel.from_transport_options, "lease_renew_interval",
     )
 
     _sync_connparams: dict[str, Any] | None = None
@@ -91,16 +92,6 @@ class Channel(kombu_redis.Channel):
         if not asynchronous and self._sync_connparams is not None:
             return dict(self._sync_connparams)
         return dict(super()._connparams(asynchronous=asynchronous))
-
-    def score_offset_s(self, routing_key: str) -> float:
-        """How much earlier than now to score a delivery so it is restored after its queue's timeout.
-
-        Unknown queues keep the app's (longest) timeout: restoring late is safe, restoring early is not.
-        """
-        own = self.queue_visibility_timeouts.get(routing_key)
-        if own is None:
-            return 0.0
-        return min(0.0, float(own) - float(self.visibility_timeout))
 
 
 class Transport(kombu_redis.Transport):

@@ -92,10 +92,10 @@ class Deployment:
             ProgressPublisher(self.client(), result.id).publish(TaskStatus.QUEUED, 0, "waiting for a worker")
         return result
 
-    def probe(self, app: str, key: str, seconds: float, *, queue: str, output_dir: Path | None = None
-              ) -> AsyncResult:
+    def probe(self, app: str, key: str, seconds: float, *, queue: str, output_dir: Path | None = None,
+              encode: bool = False) -> AsyncResult:
         task = probe_tasks.VIDEO_PROBE if app == "video" else probe_tasks.ML_PROBE
-        return self.send(app, task, (key, seconds, str(output_dir) if output_dir else None), queue=queue)
+        return self.send(app, task, (key, seconds, str(output_dir) if output_dir else None, encode), queue=queue)
 
     def client(self) -> Redis:
         return self.redis.client()

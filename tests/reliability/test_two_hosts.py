@@ -1,30 +1,31 @@
 """Two hosts: given two video workers on two "hosts" (network namespaces, each with its own veth link to the
-machine that runs Redis), when the host running a task loses its link mid-task, then the task completes on
-the other host after its queue's visibility timeout: the result backend holds that run's SUCCESS, progress
-says ``completed``, the output exists once and whole, nothing stays queued or unacknowledged. When the link
-comes back, the cut host's worker answers ping again by itself, and once its blind attempt is over no partial
-output remains and the task is not delivered a third time.
+machine that runs Redis), when the host running an FFmpeg task loses its link 2 s in, then:
 
-What the cut host does is measured, not wished away: Celery does not cancel a task when the broker goes
-(``worker_cancel_long_running_tasks_on_connection_loss`` is off), so host A keeps running it blind, stalls on
-its progress writes, and finishes after the link returns — a second execution (at-least-once). Its late
-result store cannot replace B's SUCCESS; its output replaces B's by an atomic rename of the same name.
+- the cut host's attempt loses its lease: its FFmpeg is killed within LEASE_TIMEOUT_S + LEASE_RENEW_S of the
+  cut (it cannot confirm its fencing token, and its worker cannot renew the delivery);
+- the other host starts the task once the lease has lapsed (within LEASE_TIMEOUT_S + the restore sweep) and
+  completes it: the result backend holds that run's SUCCESS, progress says ``completed``, the output exists
+  once and whole, nothing stays queued or unacknowledged;
+- when the link comes back, the cut host publishes nothing (0 progress events carry its token after the other
+  host's first), stores no result, leaves the other host's output byte for byte (same SHA-256), leaves no
+  partial file, answers ping by itself, and the task is not delivered a third time.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from geminivideo import procs
-from geminivideo.celery_base import build_config
-from geminivideo.config import Settings
 from geminivideo.contracts import TaskStatus
-from geminivideo.video.celery_app import SPEC as VIDEO_SPEC
 from geminivideo.video.ffmpeg import is_partial
 from tests.reliability.conftest import Deployment, MakeDeployment
 from tests.support import faults, netns
@@ -33,14 +34,24 @@ pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
 QUEUE = "render_queue"
 IDLE_QUEUE = "maintenance"  # host B's queue until host A holds the task (nothing is sent there)
-# render_queue's visibility timeout = RENDER_TIMEOUT + 30 s grace + the suite's 5 s margin = 40 s.
-LIMITS = {"RENDER_TIMEOUT": "5"}
-PROBE_S = 12.0  # the task's own run time: still running when the link goes, done well before the test's end
+LEASE_S, RENEW_S = 8.0, 2.0  # LEASE_RENEW_S defaults to a quarter of the lease
+LIMITS = {"LEASE_TIMEOUT_S": str(LEASE_S), "RENDER_TIMEOUT": "90"}
+PROBE_S = 16.0  # the encode's own run time (real time): still running when the link goes
+RESTORE_SLACK_S = 15.0
 
 
-def _visibility_s() -> float:
-    settings = Settings(render_timeout=int(LIMITS["RENDER_TIMEOUT"]), visibility_margin_s=5)
-    return float(build_config(VIDEO_SPEC, settings)["broker_transport_options"]["queue_visibility_timeouts"][QUEUE])
+def _probe_ffmpeg(key: str) -> list[psutil.Process]:
+    """The probe encodes of ``key`` running now (FFmpeg processes share the machine's pid namespace)."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        with contextlib.suppress(psutil.Error):
+            if proc.info["name"] == "ffmpeg" and f"comment=probe {key}" in (proc.info["cmdline"] or []):
+                found.append(proc)
+    return found
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 @pytest.fixture
@@ -86,7 +97,6 @@ def test_a_task_cut_off_with_its_host_completes_on_the_other(hosts: list[netns.H
     client = dep.client()
     client.config_set("bind", f"127.0.0.1 {host_a.host_ip} {host_b.host_ip}")
     client.config_set("protected-mode", "no")
-    visibility = _visibility_s()
 
     def env_for(host: netns.Host) -> dict[str, str]:
         return {**dep.env, "REDIS_URL": f"redis://{host.host_ip}:{dep.redis.port}/0"}
@@ -100,55 +110,57 @@ def test_a_task_cut_off_with_its_host_completes_on_the_other(hosts: list[netns.H
     name_a = start(host_a, "host-a", QUEUE)
     name_b = start(host_b, "host-b", IDLE_QUEUE)  # up and connected, but the task must go to A first
     key = "cut"
-    result = dep.probe("video", key, PROBE_S, queue=QUEUE, output_dir=dep.render_dir)
-    faults.wait_for(lambda: dep.starts(key), 60, "host A started the task")
+    result = dep.probe("video", key, PROBE_S, queue=QUEUE, output_dir=dep.render_dir, encode=True)
+    faults.wait_for(lambda: dep.starts(key) and _probe_ffmpeg(key), 60, "host A encoding")
     replies = dep.app("video").control.add_consumer(QUEUE, destination=[name_b], reply=True, timeout=10)
     assert any(name_b in reply for reply in replies), f"host B did not take {QUEUE}: {replies}"
     first = dep.starts(key)[0]
     assert first["hostname"] == name_a, first
     faults.wait_for(lambda: _partials(dep), 30, "host A writing its output (mid-task)")
+    (a_ffmpeg,) = _probe_ffmpeg(key)
 
     cut_at = time.time()
     host_a.cut()
-    assert time.time() - first["at"] < PROBE_S - 2, "the task was nearly done before the cut"
     assert not host_a.link_up()
+    a_stopped = faults.wait_for(lambda: not a_ffmpeg.is_running() or a_ffmpeg.status() == psutil.STATUS_ZOMBIE,
+                                LEASE_S + RENEW_S + 10, "host A's FFmpeg stopped", 0.1)
+    assert a_stopped <= LEASE_S + RENEW_S, f"host A's FFmpeg ran {a_stopped:.1f} s after the cut"
     assert not procs.ping_worker("video", name_a, dep.env), "host A still answers with its link down"
 
-    # B gets it after render_queue's visibility timeout and its run is the one the backend records.
-    value = result.get(timeout=visibility + PROBE_S + 60)
+    # B gets it once the lease has lapsed, and its run is the one the backend records.
+    value = result.get(timeout=LEASE_S + RESTORE_SLACK_S + PROBE_S + 60)
     done_at = time.time()
     starts = dep.starts(key)
     assert [s["hostname"] for s in starts] == [name_a, name_b]
-    back_after = starts[1]["at"] - first["at"]
-    assert visibility - 1 <= back_after <= visibility + 8, back_after
+    token_a, token_b = starts[0]["token"], starts[1]["token"]
+    assert token_b == token_a + 1
+    b_after_cut = starts[1]["at"] - cut_at
+    assert b_after_cut <= LEASE_S + RESTORE_SLACK_S, b_after_cut
     assert value["hostname"] == name_b
-    assert [d["hostname"] for d in dep.done(key)] == [name_b]  # A cannot report anything while cut off
+    assert [d["hostname"] for d in dep.done(key)] == [name_b]
     assert dep.status(result.id) is TaskStatus.COMPLETED
-    output = dep.render_dir / f"{key}.bin"
-    assert _outputs(dep) == [output.name] and output.stat().st_size == int(PROBE_S / 0.25) * 1024
+    output = dep.render_dir / f"{key}.mp4"
+    assert _outputs(dep) == [output.name]
+    checksum = _sha256(output)
     assert (_queued(dep), _unacked(dep)) == (0, 0), "B's run left the message queued or unacknowledged"
-    a_partial_during_cut = bool(_partials(dep))
 
-    restored_at = time.time()
     host_a.restore()
     pinged = faults.wait_for(lambda: procs.ping_worker("video", name_a, dep.env), 60, "host A answers ping", 0.5)
-    # A's blind attempt ends by itself once it can talk to Redis again; then nothing of it may remain.
-    faults.wait_for(lambda: not _partials(dep), 60, "host A's attempt over (its partial output renamed or removed)")
-    a_over = time.time() - restored_at
-    time.sleep(5)  # several restore sweeps: a third delivery would start now
-    done = [d["hostname"] for d in dep.done(key)]
-    late = [e.status.value for at, e in log.of(result.id) if at > done_at and e.status is not TaskStatus.COMPLETED]
+    faults.wait_for(lambda: not _partials(dep), 60, "host A's attempt over (its partial output removed)")
+    time.sleep(RENEW_S + 5)  # A's stalled writes and several restore sweeps: a late publish or a third delivery
+    b_first = min(at for at, e in log.of(result.id) if e.lease_token == token_b)
+    late_a = [e for at, e in log.of(result.id) if e.lease_token == token_a and at >= b_first]
+    a_events = [e.status.value for _, e in log.of(result.id) if e.lease_token == token_a]
 
+    assert late_a == [], f"host A published after B's first event: {late_a}"
     assert len(dep.starts(key)) == 2, "the task was delivered a third time after the link came back"
-    assert done.count(name_b) == 1 and set(done) <= {name_a, name_b}, done
+    assert [d["hostname"] for d in dep.done(key)] == [name_b], "host A completed its attempt"
     meta = _backend_meta(dep, result.id)
     assert meta.get("status") == "SUCCESS" and meta.get("result", {}).get("hostname") == name_b, meta
-    faults.wait_for(lambda: dep.status(result.id) is TaskStatus.COMPLETED, 30, "progress final again")
-    assert _outputs(dep) == [output.name] and output.stat().st_size == int(PROBE_S / 0.25) * 1024
+    assert dep.status(result.id) is TaskStatus.COMPLETED
+    assert _outputs(dep) == [output.name] and _sha256(output) == checksum, "B's output was replaced"
     assert (_partials(dep), _queued(dep), _unacked(dep)) == ([], 0, 0)
-    print(f"two hosts: cut {cut_at - first['at']:.1f} s into the task; B started it {back_after:.1f} s after A "
-          f"(visibility {visibility:.0f} s), result {done_at - cut_at:.1f} s after the cut; A's partial still "
-          f"there during the cut: {a_partial_during_cut}; A answered ping {pinged:.1f} s after the link came back, "
-          f"its attempt was over {a_over:.1f} s after; completions recorded {done} (A ran to the end: "
-          f"{name_a in done}); backend SUCCESS by B; progress events after B's completion not 'completed': "
-          f"{len(late)} {sorted(set(late))}")
+    print(f"two hosts (lease {LEASE_S:.0f} s, renew {RENEW_S:.0f} s): cut {cut_at - first['at']:.1f} s into the "
+          f"encode; A's FFmpeg gone {a_stopped:.1f} s after the cut; B started {b_after_cut:.1f} s after the cut, "
+          f"result {done_at - cut_at:.1f} s after it; A answered ping {pinged:.1f} s after the link came back; "
+          f"A's events {a_events} (none after B's first); B's output unchanged; 1 completion")

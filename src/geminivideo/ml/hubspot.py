@@ -39,7 +39,8 @@ from geminivideo.contracts import DealStageChange, PipelineConfig, WebhookResult
 from geminivideo.db.dialect import insert_ignoring_conflicts, is_postgresql
 from geminivideo.db.models.webhooks import Conversion, DealState, EventStatus, TenantPipeline, WebhookEvent
 from geminivideo.db.session import session_scope
-from geminivideo.errors import Conflict, DependencyUnavailable, InvalidPayload, PermanentError
+from geminivideo.errors import Conflict, DependencyUnavailable, InvalidPayload, LeaseLost, PermanentError
+from geminivideo.leases import fencing
 from geminivideo.ml import attribution, revenue, webhook_store
 from geminivideo.ml.hubspot_client import CrmDeal, HubSpotClient, client_from_settings
 from geminivideo.ml.hubspot_events import parse_body
@@ -189,6 +190,9 @@ def _process_one(event: Any, delivery_id: str | None, crm: HubSpotClient | None)
         return stored
     try:
         prefetched = _prefetch(change, crm)
+        # A batch taken over by another worker (this attempt's lease lapsed while it waited on the CRM) must not
+        # apply anything more: the attempt holding the lease applies it.
+        fencing.check_current()
         try:
             with session_scope() as session:
                 return _apply(session, key, change, prefetched)
@@ -197,6 +201,8 @@ def _process_one(event: Any, delivery_id: str | None, crm: HubSpotClient | None)
             _store_direct_event(key, event, change)
             with session_scope() as session:
                 return _apply(session, key, change, prefetched)
+    except LeaseLost:
+        raise  # a lost attempt records nothing either
     except PermanentError as exc:
         _record(key, f"{type(exc).__name__}: {exc}", final=True)
         raise
@@ -247,6 +253,8 @@ def _process_batch(events: Sequence[Any], crm: HubSpotClient | None, outcome: Ba
         except SoftTimeLimitExceeded:
             outcome.unstarted = list(events[index:])
             break
+        except LeaseLost:
+            raise  # the whole batch goes back to the attempt that holds the lease
         except PermanentError:
             outcome.failed += 1
         except _OUTAGES as exc:

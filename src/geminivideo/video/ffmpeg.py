@@ -6,7 +6,8 @@
   child or a hard time limit never leaves an encoder running; any exception (soft time limit,
   revoke) kills the whole group before it propagates.
 - Progress comes from FFmpeg's own ``-progress pipe:1`` output, scaled against the expected duration.
-- ``atomic_output`` writes under a hidden temporary name and renames on success only.
+- ``atomic_output`` writes under a hidden temporary name and renames on success only, and only while the
+  running attempt still holds its task's lease (``leases/fencing.py``); a lost attempt's FFmpeg is killed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from geminivideo.errors import MediaUnreadable, OutOfSpace, ProcessingFailed
+from geminivideo.leases import fencing
 from geminivideo.progress import ProgressCallback
 
 PROTOCOL_WHITELIST = "file,pipe"
@@ -184,8 +186,9 @@ def run_ffmpeg(
         watchdog.daemon = True
         watchdog.start()
     try:
-        _follow_progress(proc, expected_duration_s, on_progress, progress_span, what)
-        proc.wait()
+        with fencing.guarding(proc.pid):  # an attempt that loses its lease kills this FFmpeg's group at once
+            _follow_progress(proc, expected_duration_s, on_progress, progress_span, what)
+            proc.wait()
     except BaseException:
         # Soft time limit, revoke (SystemExit from the pool's SIGTERM handler), Ctrl-C: no orphan encoder.
         _kill_group(proc)
@@ -243,6 +246,7 @@ def atomic_output(final: Path) -> Iterator[Path]:
         yield temp
         if not temp.exists() or temp.stat().st_size == 0:
             raise ProcessingFailed(f"no output was written for {final.name}")
+        fencing.check_current()  # only the attempt that holds the task may replace the output
         os.replace(temp, final)
     except BaseException:
         temp.unlink(missing_ok=True)

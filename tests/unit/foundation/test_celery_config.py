@@ -33,7 +33,9 @@ def test_reliable_defaults(spec: AppSpec, settings: Settings) -> None:
     hard_limits = [a["time_limit"] for a in conf["task_annotations"].values()]
     soft_limits = [a["soft_time_limit"] for a in conf["task_annotations"].values()]
     assert all(soft < hard for soft, hard in zip(soft_limits, hard_limits, strict=True))
-    assert conf["broker_transport_options"]["visibility_timeout"] > max(hard_limits)
+    # Visibility is a renewed lease, independent of the time limits (tests/reliability/test_redelivery.py).
+    assert conf["broker_transport_options"]["visibility_timeout"] == settings.lease_timeout_s < max(hard_limits)
+    assert conf["result_backend"] == "geminivideo.leases.backend:FencedRedisBackend+" + settings.result_backend
     assert conf["beat_scheduler"] == "geminivideo.beat:ResilientRedBeatScheduler"
     assert conf["redbeat_key_prefix"] == f"redbeat:{spec.name}:"
 
@@ -46,11 +48,20 @@ def test_every_task_has_limits_and_a_route(settings: Settings) -> None:
             assert conf["task_routes"][str(task)] == {"queue": str(TASK_QUEUE[task])}
 
 
-def test_visibility_timeout_is_per_app(settings: Settings) -> None:
-    ml = build_config(ml_app.SPEC, settings)["broker_transport_options"]["visibility_timeout"]
-    video = build_config(video_app.SPEC, settings)["broker_transport_options"]["visibility_timeout"]
-    assert ml < video  # the ML app's longest task is a 35-minute scan, the video app's a one-hour render
-    assert video > 3600
+def test_visibility_is_one_lease_per_app_with_its_own_index(settings: Settings) -> None:
+    ml = build_config(ml_app.SPEC, settings)["broker_transport_options"]
+    video = build_config(video_app.SPEC, settings)["broker_transport_options"]
+    assert ml["visibility_timeout"] == video["visibility_timeout"] == 60  # a lease, whatever the task's length
+    assert ml["lease_renew_interval"] == video["lease_renew_interval"] == 15
+    assert ml["unacked_index_key"] != video["unacked_index_key"]
+
+
+def test_rabbitmq_consumers_ask_for_a_timeout_above_their_queues_limits() -> None:
+    amqp = Settings(celery_broker_url="amqp://guest:guest@127.0.0.1:5672//", render_timeout=3600)
+    queues = {q.name: q for q in build_config(video_app.SPEC, amqp)["task_queues"]}
+    render_ms = queues["render_queue"].consumer_arguments["x-consumer-timeout"]
+    assert render_ms == (3780 + 300 + 60) * 1000  # hard limit + longest retry countdown + VISIBILITY_MARGIN_S
+    assert queues["preview_queue"].consumer_arguments["x-consumer-timeout"] < render_ms
 
 
 def test_render_limits_follow_render_timeout() -> None:
