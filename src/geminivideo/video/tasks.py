@@ -21,6 +21,7 @@ from geminivideo.contracts import (
     parse_payload,
     utcnow,
 )
+from geminivideo.storage.staging import task_media
 from geminivideo.video import captions, cleanup, preview, render, resources, transcode
 from geminivideo.video.celery_app import app
 
@@ -28,19 +29,26 @@ from geminivideo.video.celery_app import app
 @app.task(name=str(TaskName.RENDER_VIDEO), bind=True, shared=False, records_video_job=True)
 def render_video_task(self: GeminiTask, job: dict[str, Any]) -> dict[str, Any]:
     payload = parse_payload(RenderJob, job)
-    return render.render_video(payload, self.progress().processing).model_dump(mode="json")
+    with task_media(self.request.id, payload.output_url) as media:  # s3:// inputs in, outputs out
+        return media.publish(render.render_video(payload, self.progress().processing), payload).model_dump(mode="json")
 
 
 @app.task(name=str(TaskName.GENERATE_PREVIEW), bind=True, shared=False, records_video_job=True)
 def generate_preview_task(self: GeminiTask, video_path: str, num_frames: int = 10, **options: Any) -> dict[str, Any]:
     payload = parse_payload(PreviewJob, {"video_path": video_path, "num_frames": num_frames, **options})
-    return preview.generate_preview(payload, self.progress().processing).model_dump(mode="json")
+    with task_media(self.request.id, payload.output_url) as media:
+        return media.publish(preview.generate_preview(payload, self.progress().processing), payload).model_dump(
+            mode="json")
 
 
 @app.task(name=str(TaskName.TRANSCODE), bind=True, shared=False, records_video_job=True)
-def transcode_task(self: GeminiTask, input_path: str, output_format: dict[str, Any] | None = None) -> dict[str, Any]:
-    payload = parse_payload(TranscodeJob, {"input_path": input_path, "output_format": output_format or {}})
-    return transcode.transcode(payload, self.progress().processing).model_dump(mode="json")
+def transcode_task(
+    self: GeminiTask, input_path: str, output_format: dict[str, Any] | None = None, output_url: str | None = None
+) -> dict[str, Any]:
+    payload = parse_payload(TranscodeJob, {"input_path": input_path, "output_format": output_format or {},
+                                           "output_url": output_url})
+    with task_media(self.request.id, payload.output_url) as media:
+        return media.publish(transcode.transcode(payload, self.progress().processing), payload).model_dump(mode="json")
 
 
 @app.task(name=str(TaskName.CAPTION), bind=True, shared=False, records_video_job=True)
@@ -51,7 +59,9 @@ def caption_task(
     fields = {"video_path": video_path, "model": model, "language": language, "word_timestamps": word_timestamps,
               **({"formats": formats} if formats is not None else {}), **options}
     payload = parse_payload(CaptionJob, fields)
-    return captions.caption_video(payload, self.progress().processing).model_dump(mode="json")
+    with task_media(self.request.id, payload.output_url) as media:
+        return media.publish(captions.caption_video(payload, self.progress().processing), payload).model_dump(
+            mode="json")
 
 
 @app.task(name=str(TaskName.CLEANUP), bind=True, shared=False)
