@@ -460,6 +460,7 @@ class CleanupJob(Payload):
     max_age_days: float | None = Field(None, ge=0, le=36_500)
     max_size_gb: float | None = Field(None, gt=0, le=1_000_000)
     dry_run: bool = False
+    all_hosts: bool = False  # also send it to one worker on every other video host (the daily run does)
 
 
 class CleanupResult(BaseModel):
@@ -480,6 +481,9 @@ class CleanupResult(BaseModel):
     size_before_bytes: int = 0
     size_after_bytes: int = 0
     roots: list[str] = Field(default_factory=list)
+    host: str | None = None  # which host's folders these are
+    aborted_uploads: int = 0  # stale multipart uploads aborted under OUTPUT_URL / INDEX_URL
+    dispatched_to: list[str] = Field(default_factory=list)  # workers on the other hosts that got the run
 
 
 # ─── ML: HubSpot webhooks ─────────────────────────────────────────────────────────────────────────

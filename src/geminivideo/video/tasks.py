@@ -22,7 +22,7 @@ from geminivideo.contracts import (
     utcnow,
 )
 from geminivideo.storage.staging import task_media
-from geminivideo.video import captions, cleanup, preview, render, resources, transcode
+from geminivideo.video import captions, fleet, preview, render, resources, transcode
 from geminivideo.video.celery_app import app
 
 
@@ -66,10 +66,12 @@ def caption_task(
 
 @app.task(name=str(TaskName.CLEANUP), bind=True, shared=False)
 def cleanup_task(
-    self: GeminiTask, max_age_days: float | None = None, max_size_gb: float | None = None, dry_run: bool = False
+    self: GeminiTask, max_age_days: float | None = None, max_size_gb: float | None = None, dry_run: bool = False,
+    all_hosts: bool = False,
 ) -> dict[str, Any]:
-    payload = parse_payload(CleanupJob, {"max_age_days": max_age_days, "max_size_gb": max_size_gb, "dry_run": dry_run})
-    return cleanup.cleanup(payload).model_dump(mode="json")
+    payload = parse_payload(CleanupJob, {"max_age_days": max_age_days, "max_size_gb": max_size_gb, "dry_run": dry_run,
+                                         "all_hosts": all_hosts})
+    return fleet.cleanup_host(self.app, payload).model_dump(mode="json")
 
 
 @app.task(name=str(TaskName.MONITOR_RESOURCES), bind=True, shared=False, publishes_progress=False)
