@@ -7,7 +7,9 @@ the environment a worker needs to reach it; ``client()`` is a boto3 client with 
 
 from __future__ import annotations
 
+import contextlib
 import socket
+import threading
 import time
 import uuid
 from dataclasses import dataclass
@@ -90,11 +92,25 @@ def _wait_healthy(handle: StoreHandle, timeout_s: float = 60.0) -> None:
     while time.monotonic() < deadline:
         if not handle.proc.alive():
             raise RuntimeError(f"objectstore exited at start:\n{handle.proc.log_tail()}")
-        if handle.healthy():
+        if handle.healthy() and _accepts_writes(handle):
             return
         time.sleep(0.3)
     handle.stop()
     raise TimeoutError(f"objectstore did not answer /healthcheck within {timeout_s:.0f} s:\n{handle.proc.log_tail()}")
+
+
+def _accepts_writes(handle: StoreHandle) -> bool:
+    """The proxy answers /healthcheck before the account and container servers take requests (503)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        client = handle.client()
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):
+            client.create_bucket(Bucket="gvt-ready-probe")
+        client.put_object(Bucket="gvt-ready-probe", Key="probe", Body=b"1")
+        return True
+    except (ClientError, BotoCoreError):
+        return False
 
 
 def start_store(folder: Path) -> StoreHandle:
@@ -109,3 +125,48 @@ def new_bucket(client: BaseClient, prefix: str = "gvt") -> str:
     name = f"{prefix}-{uuid.uuid4().hex[:16]}"
     client.create_bucket(Bucket=name)
     return name
+
+
+class SlowLink:
+    """A TCP relay in front of the store whose replies flow at ``rate_bytes_s``: makes a download last
+    long enough to kill the worker in the middle of it. Stopped with ``close()``."""
+
+    def __init__(self, target_port: int, rate_bytes_s: float) -> None:
+        self.target_port = target_port
+        self.rate = rate_bytes_s
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._server.getsockname()[1])
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, daemon=True, name="slow-link").start()
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while not self._closed.is_set():
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            threading.Thread(target=self._pump, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, self.rate), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, rate: float | None) -> None:
+        chunk = 32 * 1024
+        try:
+            while data := source.recv(chunk):
+                sink.sendall(data)
+                if rate:
+                    time.sleep(len(data) / rate)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._closed.set()
+        self._server.close()
