@@ -87,7 +87,7 @@ def _spawn(folder: Path, port: int) -> procs.ManagedProcess:
                        log_path=folder / "objectstore.log")
 
 
-def _wait_healthy(handle: StoreHandle, timeout_s: float = 60.0) -> None:
+def _wait_healthy(handle: StoreHandle, timeout_s: float = 180.0) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if not handle.proc.alive():
