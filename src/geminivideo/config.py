@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     def _parse_api_keys(cls, value: Any) -> Any:
         return _split_comma_list(value)
 
+    @field_validator("s3_endpoint_url", "output_url", "index_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value  # compose passes ${VAR:-} through as an empty string
+
     @field_validator("storage_buckets", mode="before")
     @classmethod
     def _parse_storage_buckets(cls, value: Any) -> Any:

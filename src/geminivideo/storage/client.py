@@ -41,7 +41,7 @@ def _secret(settings: Settings, name: str) -> str | None:
         except OSError as exc:
             raise ConfigError(f"{name.upper()}_FILE: cannot read {path}: {exc.strerror}") from None
     value = getattr(settings, name)
-    return value.get_secret_value() if value is not None else None
+    return (value.get_secret_value() or None) if value is not None else None
 
 
 def _content_md5(params: dict[str, Any], **_: Any) -> None:
