@@ -331,11 +331,13 @@ def db_upgrade() -> None:
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where logs, the private Redis and inputs go.")] = Path("var/demo"),
     caption_model: Annotated[str | None, typer.Option(help="Whisper model (default: one installed offline)")] = None,
+    storage: Annotated[str | None, typer.Option(help="s3://bucket/prefix/: media in and out through the object "
+                                                     "store (S3_ENDPOINT_URL, AWS_* settings)")] = None,
 ) -> None:
     """Run the whole system end to end: render → preview → transcode → captions, webhooks, fatigue, winners."""
     from geminivideo.demo import run_demo
 
-    raise typer.Exit(run_demo(console, workdir=workdir, caption_model=caption_model))
+    raise typer.Exit(run_demo(console, workdir=workdir, caption_model=caption_model, storage=storage))
 
 
 def main() -> None:
