@@ -128,20 +128,22 @@ def new_bucket(client: BaseClient, prefix: str = "gvt") -> str:
 
 
 class SlowLink:
-    """A TCP relay in front of the store whose replies flow at ``rate_bytes_s``: makes a download last
-    long enough to kill the worker in the middle of it. Stopped with ``close()``."""
+    """A TCP relay in front of the store on ``bind``, whose replies flow at ``rate_bytes_s`` when given: makes
+    a download last long enough to kill the worker in the middle of it, or lets a network namespace reach the
+    loopback-only store at the machine's end of its link. Stopped with ``close()``."""
 
-    def __init__(self, target_port: int, rate_bytes_s: float) -> None:
+    def __init__(self, target_port: int, rate_bytes_s: float | None = None, *, bind: str = "127.0.0.1") -> None:
         self.target_port = target_port
         self.rate = rate_bytes_s
-        self._server = socket.create_server(("127.0.0.1", 0))
+        self.bind = bind
+        self._server = socket.create_server((bind, 0))
         self.port = int(self._server.getsockname()[1])
         self._closed = threading.Event()
         threading.Thread(target=self._accept, daemon=True, name="slow-link").start()
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.bind}:{self.port}"
 
     def _accept(self) -> None:
         while not self._closed.is_set():
