@@ -20,6 +20,9 @@ command -v chromium >/dev/null || test_only+=(chromium)
 command -v docker-compose >/dev/null || test_only+=(docker-compose)
 command -v shellcheck >/dev/null || test_only+=(shellcheck)
 command -v rabbitmqctl >/dev/null || test_only+=(rabbitmq-server)  # reliability suite: Redis vs RabbitMQ redelivery
+# Object-store tests: a real S3-compatible store (Swift + s3api) started by scripts/objectstore.sh.
+command -v swift-proxy-server >/dev/null || test_only+=(swift swift-proxy swift-object swift-container swift-account)
+command -v memcached >/dev/null || test_only+=(memcached)
 
 can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
 if ((${#need_apt[@]} + ${#test_only[@]})) && can_apt; then

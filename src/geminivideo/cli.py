@@ -3,6 +3,7 @@
     geminivideo demo                          the whole system end to end on embedded defaults
     geminivideo render A.mp4 B.mp4 --wait     submit a job, follow its progress bar (pub/sub)
     geminivideo status ID | cancel ID | jobs | workers | queues
+    geminivideo fetch ID [--to DIR]           download a job's outputs from the object store
     geminivideo approvals list|approve|reject · winners search "…" · webhook send · db upgrade
 
 Jobs go straight to the broker (the same ``geminivideo.client`` the API uses) and are recorded in
@@ -146,6 +147,28 @@ def status(task_id: str) -> None:
 
 
 @app.command()
+def fetch(
+    task_id: str, to: Annotated[Path, typer.Option("--to", help="Folder for the files (created).")] = Path("."),
+) -> None:
+    """Download a finished job's outputs from the object store (fresh presigned URLs), with a progress bar."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    from geminivideo.storage.fetch import fetch_outputs
+    from geminivideo.storage.outputs import stored_outputs
+
+    objects = stored_outputs(client.job_state(task_id).result)
+    if not objects:
+        err_console.print(f"[red]{task_id}: no outputs in the object store (not finished, or stored locally)[/]")
+        raise typer.Exit(1)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  console=console) as bars:
+        ids = {o.url: bars.add_task(o.name, total=o.size) for o in objects}
+        files = fetch_outputs(objects, to, lambda item, n: bars.advance(ids[item.url], n))
+    for path in files:
+        console.print(f"[green]saved[/] {path}")
+
+
+@app.command()
 def cancel(task_id: str) -> None:
     """Cancel a job (revoke with terminate: a running FFmpeg dies, partial outputs are removed)."""
     state = client.cancel(task_id)
@@ -273,11 +296,13 @@ def db_upgrade() -> None:
 def demo(
     workdir: Annotated[Path, typer.Option(help="Where logs, the private Redis and inputs go.")] = Path("var/demo"),
     caption_model: Annotated[str | None, typer.Option(help="Whisper model (default: one installed offline)")] = None,
+    storage: Annotated[str | None, typer.Option(help="s3://bucket/prefix/: media in and out through the object "
+                                                     "store (S3_ENDPOINT_URL, AWS_* settings)")] = None,
 ) -> None:
     """Run the whole system end to end: render → preview → transcode → captions, webhooks, fatigue, winners."""
     from geminivideo.demo import run_demo
 
-    raise typer.Exit(run_demo(console, workdir=workdir, caption_model=caption_model))
+    raise typer.Exit(run_demo(console, workdir=workdir, caption_model=caption_model, storage=storage))
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ _DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _BROKER_SCHEMES = (*_REDIS_SCHEMES, "amqp://", "amqps://", "pyamqp://")
 _FORBIDDEN_ROOTS = (Path("/"), Path.home())
+_S3_PREFIX = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\x00]*)?$"
 
 
 def _split_colon_list(value: Any) -> Any:
@@ -110,6 +111,19 @@ class Settings(BaseSettings):
     cleanup_partial_age_s: float = Field(3600.0, ge=0)  # FFmpeg temp outputs untouched this long are orphans
     beat_probe_interval_s: float | None = Field(None, ge=1)  # each beat also sends its app's ping task
 
+    # Object storage (storage/): media in and out as s3:// URIs, SigV4 always. No endpoint = AWS S3.
+    s3_endpoint_url: str | None = Field(None, pattern=r"^https?://[^\s]+$")
+    aws_access_key_id: SecretStr | None = None
+    aws_access_key_id_file: Path | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_secret_access_key_file: Path | None = None
+    aws_region: str = Field("us-east-1", pattern=r"^[a-z0-9-]{2,32}$")
+    storage_buckets: Annotated[list[str], NoDecode] = Field(default_factory=list)  # allow-list, like MEDIA_ROOTS
+    output_url: str | None = Field(None, pattern=_S3_PREFIX)  # outputs go here (s3://bucket/prefix/) when set
+    index_url: str | None = Field(None, pattern=_S3_PREFIX)  # winner index objects + pointer when set
+    max_input_bytes: int = Field(20 * 1024**3, gt=0)  # an s3:// input larger than this is refused from its HEAD
+    presign_expiry_s: int = Field(3600, ge=1, le=7 * 24 * 3600)  # SigV4 presigned URLs live at most 7 days
+
     @field_validator("media_roots", mode="before")
     @classmethod
     def _parse_media_roots(cls, value: Any) -> Any:
@@ -119,6 +133,26 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_api_keys(cls, value: Any) -> Any:
         return _split_comma_list(value)
+
+    @field_validator("s3_endpoint_url", "output_url", "index_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value  # compose passes ${VAR:-} through as an empty string
+
+    @field_validator("storage_buckets", mode="before")
+    @classmethod
+    def _parse_storage_buckets(cls, value: Any) -> Any:
+        return _split_comma_list(value)
+
+    @model_validator(mode="after")
+    def _storage_urls_allowed(self) -> Settings:
+        for name in ("output_url", "index_url"):
+            url = getattr(self, name)
+            bucket = url[5:].split("/", 1)[0] if url else None
+            if bucket is not None and bucket not in self.storage_buckets:
+                raise ValueError(f"{name.upper()}: bucket {bucket!r} is not in STORAGE_BUCKETS "
+                                 f"({', '.join(self.storage_buckets) or 'empty'}); add it there")
+        return self
 
     @field_validator("beat_timezone")
     @classmethod

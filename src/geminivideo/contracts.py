@@ -308,6 +308,22 @@ class SubtitleCue(Payload):
         return self
 
 
+# ─── Video: object storage (storage/) ─────────────────────────────────────────────────────────────
+_S3_URL = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/.*)?$"
+OutputUrl = Annotated[str | None, Field(None, pattern=_S3_URL, max_length=2048)]
+
+
+class StoredObject(BaseModel):
+    """One output in the object store: its URI, a presigned GET URL and what was checked on upload."""
+
+    name: str
+    url: str  # s3://bucket/key
+    download_url: str  # presigned HTTPS GET, valid PRESIGN_EXPIRY_S from when the result was made
+    size: int
+    sha256: str
+    content_type: str
+
+
 class RenderJob(Payload):
     scenes: list[Scene] = Field(min_length=1, max_length=100)
     output_format: RenderOutputFormat = Field(default_factory=RenderOutputFormat)
@@ -317,6 +333,7 @@ class RenderJob(Payload):
     normalize_audio: bool = True
     use_gpu: bool = False
     output_name: str | None = Field(None, pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    output_url: OutputUrl = None  # s3://bucket/key or s3://bucket/prefix/ (bucket in STORAGE_BUCKETS)
 
 
 class RenderResult(BaseModel):
@@ -332,6 +349,9 @@ class RenderResult(BaseModel):
     gpu_fallback_reason: str | None = None
     encoder: str | None = None
     timestamp: datetime
+    output_url: str | None = None  # the main output's s3:// URI when outputs go to the object store
+    download_url: str | None = None  # presigned GET of output_url
+    outputs: list[StoredObject] = Field(default_factory=list)
 
 
 # ─── Video: preview ───────────────────────────────────────────────────────────────────────────────
@@ -341,6 +361,7 @@ class PreviewJob(Payload):
     width: int = Field(320, ge=16, le=3840)
     format: Literal["jpg", "webp"] = "jpg"
     sprite: bool = False
+    output_url: OutputUrl = None
 
 
 class PreviewResult(BaseModel):
@@ -354,6 +375,9 @@ class PreviewResult(BaseModel):
     frame_width: int | None = None
     frame_height: int | None = None
     timestamp: datetime
+    output_url: str | None = None  # the main output's s3:// URI when outputs go to the object store
+    download_url: str | None = None  # presigned GET of output_url
+    outputs: list[StoredObject] = Field(default_factory=list)
 
 
 # ─── Video: transcode ─────────────────────────────────────────────────────────────────────────────
@@ -372,6 +396,7 @@ class TranscodeFormat(Payload):
 class TranscodeJob(Payload):
     input_path: str = Field(min_length=1, max_length=4096)
     output_format: TranscodeFormat = Field(default_factory=TranscodeFormat)
+    output_url: OutputUrl = None
 
 
 class TranscodeResult(BaseModel):
@@ -386,6 +411,9 @@ class TranscodeResult(BaseModel):
     audio_codec: str | None = None
     encoder: str | None = None
     timestamp: datetime
+    output_url: str | None = None  # the main output's s3:// URI when outputs go to the object store
+    download_url: str | None = None  # presigned GET of output_url
+    outputs: list[StoredObject] = Field(default_factory=list)
 
 
 # ─── Video: captions ──────────────────────────────────────────────────────────────────────────────
@@ -401,6 +429,7 @@ class CaptionJob(Payload):
     language: str | None = Field(None, pattern=r"^[a-z]{2,3}$")
     formats: list[CaptionFormat] = Field(default_factory=lambda: list(DEFAULT_CAPTION_FORMATS), min_length=1)
     word_timestamps: bool = False  # include per-word timings in the JSON output (cues always use them)
+    output_url: OutputUrl = None
 
 
 class CaptionResult(BaseModel):
@@ -423,6 +452,9 @@ class CaptionResult(BaseModel):
     transcribe_s: float = 0.0
     processing_s: float = 0.0
     worker_pid: int | None = None
+    output_url: str | None = None  # the main output's s3:// URI when outputs go to the object store
+    download_url: str | None = None  # presigned GET of output_url
+    outputs: list[StoredObject] = Field(default_factory=list)
 
 
 # ─── Video: housekeeping ──────────────────────────────────────────────────────────────────────────
@@ -430,6 +462,7 @@ class CleanupJob(Payload):
     max_age_days: float | None = Field(None, ge=0, le=36_500)
     max_size_gb: float | None = Field(None, gt=0, le=1_000_000)
     dry_run: bool = False
+    all_hosts: bool = False  # also send it to one worker on every other video host (the daily run does)
 
 
 class CleanupResult(BaseModel):
@@ -450,6 +483,9 @@ class CleanupResult(BaseModel):
     size_before_bytes: int = 0
     size_after_bytes: int = 0
     roots: list[str] = Field(default_factory=list)
+    host: str | None = None  # which host's folders these are
+    aborted_uploads: int = 0  # stale multipart uploads aborted under OUTPUT_URL / INDEX_URL
+    dispatched_to: list[str] = Field(default_factory=list)  # workers on the other hosts that got the run
 
 
 # ─── ML: HubSpot webhooks ─────────────────────────────────────────────────────────────────────────

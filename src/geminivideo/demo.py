@@ -69,6 +69,7 @@ class Demo:
     console: Console
     workdir: Path
     caption_model: str | None = None
+    storage: str | None = None  # s3://bucket/prefix/: inputs uploaded there, OUTPUT_URL below it
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     processes: list[procs.ManagedProcess] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
@@ -148,8 +149,20 @@ class Demo:
             _ffmpeg_scene(self.inputs / "scene2.mp4", "smptebars=size=480x360:rate=30", 3, tone=None),
             _speech_scene(self.inputs / "scene3.mp4", self.inputs / "speech.wav", SPEECH),
         ]
-        self.outputs["scenes"] = scenes
-        return [(p.name, f"{p} ({p.stat().st_size // 1024} KiB)") for p in scenes]
+        self.outputs["scenes"] = self._to_store(scenes) if self.storage else scenes
+        return [(p.name, f"{where} ({p.stat().st_size // 1024} KiB)")
+                for p, where in zip(scenes, self.outputs["scenes"], strict=True)]
+
+    def _to_store(self, paths: list[Path]) -> list[str]:
+        """Upload the generated inputs under ``<storage>inputs/<run>/``: the workers read them from there."""
+        from geminivideo.storage import transfer
+        from geminivideo.storage.uri import allowed
+
+        base = allowed(str(self.storage), field="--storage").join("inputs", self.run_id)
+        uris = [base.join(p.name) for p in paths]
+        for path, uri in zip(paths, uris, strict=True):
+            transfer.upload(path, uri, task_id=f"demo-{self.run_id}")
+        return [str(u) for u in uris]
 
     def step_render(self) -> list[tuple[str, str]]:
         job = {
@@ -186,7 +199,7 @@ class Demo:
         model = self.caption_model or (available[0] if available else "base")
         job = {"video_path": self._need("render"), "model": model, "language": "en"}
         result = self._run_job(JobKind.CAPTION, job, f"captions ({model})")
-        text = _first_cue(result.get("srt_path"))
+        text = _first_cue(result.get("srt_path"), result.get("outputs") or [])
         return [("captions", f"{result['srt_path']} + .vtt, {result.get('num_cues', result['num_segments'])} cues, "
                  f"language {result['language']}, model {result['model']}"), ("first cue", text)]
 
@@ -305,9 +318,11 @@ class Demo:
 
 
 # ─── Running ─────────────────────────────────────────────────────────────────────────────────────
-def run_demo(console: Console, *, workdir: Path, caption_model: str | None = None) -> int:
-    """Run every step, print the summary; 0 only if all succeeded. Everything started is stopped."""
-    demo = Demo(console, workdir.resolve(), caption_model)
+def run_demo(console: Console, *, workdir: Path, caption_model: str | None = None, storage: str | None = None) -> int:
+    """Run every step, print the summary; 0 only if all succeeded. Everything started is stopped.
+
+    ``storage`` (``s3://bucket/prefix/``): the same steps with inputs and outputs in the object store."""
+    demo = Demo(console, workdir.resolve(), caption_model, storage=_use_storage(storage) if storage else None)
     demo.logs.mkdir(parents=True, exist_ok=True)
     console.rule(f"[bold]GeminiVideo demo[/] (run {demo.run_id}, logs in {demo.logs})")
     outcomes: list[StepOutcome] = []
@@ -352,6 +367,17 @@ def _summary(console: Console, outcomes: list[StepOutcome], planned: int) -> Non
 
 
 # ─── Small pure helpers ──────────────────────────────────────────────────────────────────────────
+def _use_storage(url: str) -> str:
+    """Point this process and the workers it starts at ``url``: OUTPUT_URL below it, its bucket allowed."""
+    prefix = url if url.endswith("/") else url + "/"
+    bucket = prefix[5:].split("/", 1)[0]
+    buckets = [b for b in os.environ.get("STORAGE_BUCKETS", "").split(",") if b]
+    os.environ["STORAGE_BUCKETS"] = ",".join([*buckets, bucket] if bucket not in buckets else buckets)
+    os.environ["OUTPUT_URL"] = prefix + "outputs/"
+    _refresh_settings()
+    return prefix
+
+
 def _refresh_settings() -> None:
     get_settings.cache_clear()
     reset_redis()
@@ -392,10 +418,15 @@ def _speech_scene(path: Path, wav: Path, text: str) -> Path:
     return path
 
 
-def _first_cue(srt_path: str | None) -> str:
-    if not srt_path or not Path(srt_path).exists():
+def _first_cue(srt_path: str | None, stored: list[dict[str, Any]]) -> str:
+    links = {o["url"]: o["download_url"] for o in stored}
+    if srt_path in links:  # in the object store: read it through its presigned URL
+        content = httpx.get(links[srt_path], timeout=30).text
+    elif srt_path and Path(srt_path).exists():
+        content = Path(srt_path).read_text()
+    else:
         return "(no SRT written)"
-    blocks = Path(srt_path).read_text().strip().split("\n\n")
+    blocks = content.strip().split("\n\n")
     lines = blocks[0].splitlines()[2:] if blocks else []
     return " ".join(lines) or "(empty)"
 

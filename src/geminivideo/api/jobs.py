@@ -19,7 +19,8 @@ from pydantic import BaseModel
 from geminivideo import client
 from geminivideo.api.deps import require_api_key
 from geminivideo.client import JobKind, JobState, QueueInfo, WorkerInfo
-from geminivideo.contracts import CaptionJob, PreviewJob, RenderJob, TaskStatus, TranscodeJob
+from geminivideo.contracts import CaptionJob, PreviewJob, RenderJob, StoredObject, TaskStatus, TranscodeJob
+from geminivideo.errors import Conflict, PermanentError
 
 router = APIRouter(dependencies=[Depends(require_api_key)], tags=["jobs"])
 
@@ -97,6 +98,25 @@ def list_jobs(
 def get_job(task_id: str) -> JobState:
     """The job's progress record, its Celery state, and its result once done (an unknown id is a 404)."""
     return client.job_state(task_id)
+
+
+class JobOutputs(BaseModel):
+    task_id: str
+    status: TaskStatus
+    outputs: list[StoredObject]
+
+
+@router.get("/api/jobs/{task_id}/outputs", name="job_outputs")
+def get_job_outputs(task_id: str) -> JobOutputs:
+    """The job's outputs in the object store, each with a freshly presigned download URL (PRESIGN_EXPIRY_S)."""
+    from geminivideo.storage.outputs import fresh_links, stored_outputs  # boto3 only for this route
+
+    state = client.job_state(task_id)
+    try:
+        outputs = fresh_links(stored_outputs(state.result))
+    except PermanentError as exc:
+        raise Conflict(str(exc)) from None
+    return JobOutputs(task_id=task_id, status=state.status, outputs=outputs)
 
 
 def _known_job(task_id: str) -> JobState:

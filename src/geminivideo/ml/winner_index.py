@@ -12,6 +12,10 @@ half-written file, whatever happens to the writer. The lock is a kernel ``flock`
 killed releases it at once (no stale lock to expire). Readers never lock: they keep the loaded index and
 reload when the file's identity (inode, size, mtime, ctime) changes.
 
+With ``INDEX_URL`` set, each save is also published to the object store as a new version plus a pointer
+written last (``storage.index``); writers start from the pointer's version and readers on every host load
+it and reload when the pointer changes, so search answers the same everywhere.
+
 The flat index is exact and supports ``remove_ids``; ``bench/winners.py`` compares it with HNSW.
 """
 
@@ -145,7 +149,7 @@ class IndexStore:
         self.index_path = directory / INDEX_FILE
         self.lock_path = directory / LOCK_FILE
         self._reader_lock = threading.Lock()
-        self._cached: tuple[FileIdentity | None, Any] | None = None
+        self._cached: tuple[Any, Any] | None = None  # (file identity or remote pointer, index)
 
     # ── writers ──────────────────────────────────────────────────────────────────────────────────
     @contextlib.contextmanager
@@ -178,7 +182,14 @@ class IndexStore:
             stale.unlink(missing_ok=True)
 
     def load_for_write(self, *, recover: bool = False) -> Any:
-        """The index on disk (empty when none). A damaged file raises, or with ``recover`` is set aside."""
+        """The index on disk (empty when none). A damaged file raises, or with ``recover`` is set aside.
+
+        With INDEX_URL the starting point is the version the store's pointer names (another host may
+        have saved since this one did)."""
+        remote = _remote()
+        pointer = remote.pointer(max_age_s=0) if remote else None
+        if remote is not None and pointer is not None:
+            return self._read(remote.fetch(pointer, self.directory))
         if not self.index_path.exists():
             return new_index()
         try:
@@ -210,13 +221,21 @@ class IndexStore:
                 raise OutOfSpace(f"no space left to save the winner index in {self.directory}") from None
             raise
         _fsync_directory(self.directory)
+        remote = _remote()
+        if remote is not None:  # the new version, then the pointer: every host's readers follow
+            remote.publish(self.index_path)
         with self._reader_lock:
             # The writer keeps mutating its own object; readers get a fresh copy from the file.
             self._cached = None
 
     # ── readers ──────────────────────────────────────────────────────────────────────────────────
     def current(self) -> Any:
-        """The latest saved index, reloaded when another process replaced the file (empty when none)."""
+        """The latest saved index, reloaded when another process replaced the file (empty when none).
+
+        With INDEX_URL: the version the store's pointer names, reloaded when the pointer changes."""
+        remote = _remote()
+        if remote is not None:
+            return self._current_remote(remote)
         identity = FileIdentity.of(self.index_path)
         with self._reader_lock:
             if self._cached is not None and self._cached[0] == identity:
@@ -224,6 +243,16 @@ class IndexStore:
         index = new_index() if identity is None else self._read(self.index_path)
         with self._reader_lock:
             self._cached = (identity, index)
+        return index
+
+    def _current_remote(self, remote: Any) -> Any:
+        pointer = remote.pointer()
+        with self._reader_lock:
+            if self._cached is not None and self._cached[0] == pointer:
+                return self._cached[1]
+        index = new_index() if pointer is None else self._read(remote.fetch(pointer, self.directory))
+        with self._reader_lock:
+            self._cached = (pointer, index)
         return index
 
     @staticmethod
@@ -236,6 +265,17 @@ class IndexStore:
         if index.d != EMBEDDING_DIM or not isinstance(index, faiss.IndexIDMap2):
             raise ProcessingFailed(f"winner index {path} is not a {EMBEDDING_DIM}-d IndexIDMap2 (d={index.d})")
         return index
+
+
+def _remote() -> Any:
+    """The object-store side of the index when INDEX_URL is set (storage.index.RemoteIndex), else None."""
+    from geminivideo.config import get_settings
+
+    if not get_settings().index_url:
+        return None
+    from geminivideo.storage.index import remote_index  # boto3 only when asked
+
+    return remote_index()
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -35,7 +35,8 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         cleanup_every = timedelta(seconds=settings.cleanup_interval_s)
     monitor_every = settings.monitor_interval_s
     return {
-        "cleanup-daily": {"task": str(TaskName.CLEANUP), "schedule": cleanup_every},
+        # all_hosts: the worker that takes it hands it on to every other video host (video/fleet.py).
+        "cleanup-daily": {"task": str(TaskName.CLEANUP), "schedule": cleanup_every, "kwargs": {"all_hosts": True}},
         "monitor-resources": {
             "task": str(TaskName.MONITOR_RESOURCES),
             "schedule": timedelta(seconds=monitor_every),
@@ -54,4 +55,5 @@ SPEC = AppSpec(
 )
 
 app = make_celery(SPEC)
+app.conf.worker_direct = True  # each worker also consumes <nodename>.dq: the daily cleanup reaches every host
 app.steps["worker"].add(ResourceMonitorStep)

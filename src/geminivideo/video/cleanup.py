@@ -191,7 +191,8 @@ class Limits:
 
 
 # Folder name prefixes of the per-task scratch folders in TEMP_DIR (workspace.scratch_dir, captions.scratch_dir).
-SCRATCH_PREFIXES = ("render-", "preview-", "transcode-", "caption-")
+# "s3in-": a task's s3:// inputs (storage.staging.STAGING_PREFIX).
+SCRATCH_PREFIXES = ("render-", "preview-", "transcode-", "caption-", "s3in-")
 
 
 def _scratch_folder(path: Path, limits: Limits) -> bool:

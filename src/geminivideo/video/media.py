@@ -1,6 +1,7 @@
 """Input path policy: every path a task reads must resolve, after symlinks, inside MEDIA_ROOTS.
 
-Checked before FFmpeg runs, so a task can never be pointed at /etc/passwd, a device or a FIFO.
+Checked before FFmpeg runs, so a task can never be pointed at /etc/passwd, a device or a FIFO. An
+``s3://`` input is downloaded into the task's scratch folder first (storage.staging) and then checked the same way.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from pathlib import Path
 
 from geminivideo.config import get_settings
 from geminivideo.errors import InputNotAllowed, MediaUnreadable
+from geminivideo.storage.staging import fetch_input
+from geminivideo.storage.uri import is_uri
 
 
 def media_roots() -> list[Path]:
@@ -30,6 +33,8 @@ def resolve_input(path: str | Path, *, field: str = "video_path", roots: Sequenc
     raw = str(path)
     if not raw or "\x00" in raw:
         raise InputNotAllowed(f"{field}: empty path or NUL byte in path")
+    if is_uri(raw):  # s3://bucket/key: fetched into the task's scratch folder, then checked like a local file
+        return resolve_input(fetch_input(raw, field), field=field, roots=[get_settings().temp_dir.resolve()])
     candidate = Path(raw)
     if not candidate.is_absolute():
         raise InputNotAllowed(f"{field}: {raw!r} must be an absolute path inside the media roots")

@@ -21,26 +21,34 @@ from geminivideo.contracts import (
     parse_payload,
     utcnow,
 )
-from geminivideo.video import captions, cleanup, preview, render, resources, transcode
+from geminivideo.storage.staging import task_media
+from geminivideo.video import captions, fleet, preview, render, resources, transcode
 from geminivideo.video.celery_app import app
 
 
 @app.task(name=str(TaskName.RENDER_VIDEO), bind=True, shared=False, records_video_job=True)
 def render_video_task(self: GeminiTask, job: dict[str, Any]) -> dict[str, Any]:
     payload = parse_payload(RenderJob, job)
-    return render.render_video(payload, self.progress().processing).model_dump(mode="json")
+    with task_media(self.request.id, payload.output_url) as media:  # s3:// inputs in, outputs out
+        return media.publish(render.render_video(payload, self.progress().processing), payload).model_dump(mode="json")
 
 
 @app.task(name=str(TaskName.GENERATE_PREVIEW), bind=True, shared=False, records_video_job=True)
 def generate_preview_task(self: GeminiTask, video_path: str, num_frames: int = 10, **options: Any) -> dict[str, Any]:
     payload = parse_payload(PreviewJob, {"video_path": video_path, "num_frames": num_frames, **options})
-    return preview.generate_preview(payload, self.progress().processing).model_dump(mode="json")
+    with task_media(self.request.id, payload.output_url) as media:
+        return media.publish(preview.generate_preview(payload, self.progress().processing), payload).model_dump(
+            mode="json")
 
 
 @app.task(name=str(TaskName.TRANSCODE), bind=True, shared=False, records_video_job=True)
-def transcode_task(self: GeminiTask, input_path: str, output_format: dict[str, Any] | None = None) -> dict[str, Any]:
-    payload = parse_payload(TranscodeJob, {"input_path": input_path, "output_format": output_format or {}})
-    return transcode.transcode(payload, self.progress().processing).model_dump(mode="json")
+def transcode_task(
+    self: GeminiTask, input_path: str, output_format: dict[str, Any] | None = None, output_url: str | None = None
+) -> dict[str, Any]:
+    payload = parse_payload(TranscodeJob, {"input_path": input_path, "output_format": output_format or {},
+                                           "output_url": output_url})
+    with task_media(self.request.id, payload.output_url) as media:
+        return media.publish(transcode.transcode(payload, self.progress().processing), payload).model_dump(mode="json")
 
 
 @app.task(name=str(TaskName.CAPTION), bind=True, shared=False, records_video_job=True)
@@ -51,15 +59,19 @@ def caption_task(
     fields = {"video_path": video_path, "model": model, "language": language, "word_timestamps": word_timestamps,
               **({"formats": formats} if formats is not None else {}), **options}
     payload = parse_payload(CaptionJob, fields)
-    return captions.caption_video(payload, self.progress().processing).model_dump(mode="json")
+    with task_media(self.request.id, payload.output_url) as media:
+        return media.publish(captions.caption_video(payload, self.progress().processing), payload).model_dump(
+            mode="json")
 
 
 @app.task(name=str(TaskName.CLEANUP), bind=True, shared=False)
 def cleanup_task(
-    self: GeminiTask, max_age_days: float | None = None, max_size_gb: float | None = None, dry_run: bool = False
+    self: GeminiTask, max_age_days: float | None = None, max_size_gb: float | None = None, dry_run: bool = False,
+    all_hosts: bool = False,
 ) -> dict[str, Any]:
-    payload = parse_payload(CleanupJob, {"max_age_days": max_age_days, "max_size_gb": max_size_gb, "dry_run": dry_run})
-    return cleanup.cleanup(payload).model_dump(mode="json")
+    payload = parse_payload(CleanupJob, {"max_age_days": max_age_days, "max_size_gb": max_size_gb, "dry_run": dry_run,
+                                         "all_hosts": all_hosts})
+    return fleet.cleanup_host(self.app, payload).model_dump(mode="json")
 
 
 @app.task(name=str(TaskName.MONITOR_RESOURCES), bind=True, shared=False, publishes_progress=False)

@@ -1,0 +1,63 @@
+"""The daily cleanup reaches every video host, and each host sweeps the object store's stale uploads.
+
+Given two video workers standing for two hosts (each its own RESOURCE_HOSTNAME and its own TEMP_DIR,
+RENDER_DIR, PREVIEW_DIR) and a multipart upload a killed task left under OUTPUT_URL, when the beat's
+``cleanup_task(all_hosts=True)`` reaches host A, then A hands it to B through B's direct queue, both
+hosts' old files are gone, fresh ones stay, and the stale upload is aborted.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+from botocore.client import BaseClient
+from celery.utils.nodenames import worker_direct
+
+from geminivideo import procs
+from geminivideo.video.tasks import cleanup_task
+from tests.conftest import StartWorker
+
+DAY_S = 86_400
+
+
+def _host_dirs(root: Path) -> dict[str, str]:
+    dirs = {"TEMP_DIR": root / "tmp", "RENDER_DIR": root / "renders", "PREVIEW_DIR": root / "previews"}
+    for path in dirs.values():
+        path.mkdir(parents=True)
+    return {**{k: str(v) for k, v in dirs.items()}, "MEDIA_ROOTS": ":".join(str(v) for v in dirs.values())}
+
+
+def _old_and_new(root: Path) -> tuple[Path, Path]:
+    old = root / "renders" / "old.mp4"
+    old.write_bytes(b"x" * 1000)
+    os.utime(old, (time.time() - 3 * DAY_S, time.time() - 3 * DAY_S))
+    new = root / "previews" / "new.jpg"
+    new.write_bytes(b"y")
+    return old, new
+
+
+@pytest.mark.usefixtures("object_store")
+def test_daily_cleanup_reaches_every_host_and_aborts_stale_uploads(
+    bucket: str, s3: BaseClient, store_env: dict[str, str], start_worker: StartWorker, tmp_path: Path
+) -> None:
+    s3.create_multipart_upload(Bucket=bucket, Key="out/killed-task/render.mp4")
+    common = {**store_env, "OUTPUT_URL": f"s3://{bucket}/out/", "CLEANUP_PARTIAL_AGE_S": "0",
+              "RESOURCE_MONITOR_ON_WORKERS": "false"}
+    hosts = {}
+    for name in ("host-a", "host-b"):
+        env = {**common, **_host_dirs(tmp_path / name), "RESOURCE_HOSTNAME": name}
+        hosts[name] = start_worker("video", name=name, queues=["maintenance"], **env)
+    files = {name: _old_and_new(tmp_path / name) for name in hosts}
+    node_a, node_b = (str(hosts[n].extra["hostname"]) for n in ("host-a", "host-b"))
+
+    report = cleanup_task.apply_async(kwargs={"all_hosts": True, "max_age_days": 1},
+                                      queue=worker_direct(node_a)).get(timeout=60)
+
+    assert report["host"] == "host-a" and node_b in report["dispatched_to"], report
+    assert str(files["host-a"][0]) in report["deleted_files"]
+    procs.wait_until(lambda: not files["host-b"][0].exists(), 30, what="host B's own cleanup")
+    assert all(new.exists() for _, new in files.values())  # fresh files stay on both hosts
+    assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
