@@ -4,6 +4,7 @@
     geminivideo render A.mp4 B.mp4 --wait     submit a job, follow its progress bar (pub/sub)
     geminivideo status ID | cancel ID | jobs | workers | queues
     geminivideo approvals list|approve|reject · winners search "…" · webhook send · db upgrade
+    geminivideo keys create NAME --scope jobs:read [--tenant T] · keys list · keys revoke NAME
 
 Jobs go straight to the broker (the same ``geminivideo.client`` the API uses) and are recorded in
 ``video_jobs``; heavy modules (FFmpeg wrappers, Whisper, FAISS) are imported only by the commands that need them.
@@ -34,6 +35,7 @@ from geminivideo.contracts import (
     parse_payload,
 )
 from geminivideo.errors import GeminiVideoError
+from geminivideo.security.cli import keys_app
 
 console = Console()
 err_console = Console(stderr=True)
@@ -48,6 +50,7 @@ app.add_typer(approvals_app, name="approvals")
 app.add_typer(winners_app, name="winners")
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
 
 Wait = Annotated[
     bool, typer.Option("--wait", "-w", help="Follow progress until the job ends (exit 1 unless it completed).")

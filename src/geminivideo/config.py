@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     faiss_num_threads: int = Field(1, ge=1, le=256)
 
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Authentication is on unless explicitly "off" (then only loopback clients are served, as admin).
+    api_auth: Literal["on", "off"] = "on"
     api_host: str = "127.0.0.1"
     api_port: int = Field(8003, gt=0, lt=65536)
 

@@ -70,6 +70,8 @@ def build_values(root: Path, redis_url: str, sqlite_url: str) -> dict[str, str]:
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "UNACKED_RESTORE_INTERVAL_S": "2",
+        # Tests talk to APIs they start on loopback; the security tests turn authentication on themselves.
+        "API_AUTH": "off",
     }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from geminivideo import __version__
-from geminivideo.api import health, jobs, ml, rag, webhooks
+from geminivideo.api import auth, health, jobs, ml, rag, webhooks
 
 
 def create_app() -> FastAPI:
@@ -14,6 +14,7 @@ def create_app() -> FastAPI:
         version=__version__,
         description="Webhooks, video jobs, budget sampler, fatigue, approvals and winner search.",
     )
+    app.include_router(auth.router)  # its lifespan refuses to start without a usable key
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(jobs.router)

@@ -20,12 +20,12 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from geminivideo import client
-from geminivideo.api.deps import require_api_key
+from geminivideo.api.auth import JobsRead, JobsWrite, MetricsRead, Principal
 from geminivideo.client import JobAlreadyFinished, JobKind, JobState, QueueInfo, UnknownJob, WorkerInfo
 from geminivideo.contracts import CaptionJob, PreviewJob, RenderJob, TaskStatus, TranscodeJob
 from geminivideo.errors import DependencyUnavailable
 
-router = APIRouter(dependencies=[Depends(require_api_key)], tags=["jobs"])
+router = APIRouter(tags=["jobs"])
 
 MAX_STREAM_S = 24 * 3600
 
@@ -63,9 +63,9 @@ def _http_errors() -> Iterator[None]:
         raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail) from None
 
 
-def _submit(request: Request, kind: JobKind, payload: Any) -> Submitted:
+def _submit(request: Request, kind: JobKind, payload: Any, principal: Principal) -> Submitted:
     with _http_errors():
-        task_id = client.submit(kind, payload)
+        task_id = client.submit(kind, payload, tenant_id=principal.tenant_id)
     return Submitted(
         task_id=task_id,
         kind=str(kind),
@@ -76,43 +76,46 @@ def _submit(request: Request, kind: JobKind, payload: Any) -> Submitted:
 
 
 @router.post("/api/video/render", status_code=status.HTTP_202_ACCEPTED)
-def submit_render(request: Request, job: RenderJob) -> Submitted:
+def submit_render(request: Request, job: RenderJob, principal: JobsWrite) -> Submitted:
     """Render an ad from scenes (``render_video_task``)."""
-    return _submit(request, JobKind.RENDER, job)
+    return _submit(request, JobKind.RENDER, job, principal)
 
 
 @router.post("/api/video/preview", status_code=status.HTTP_202_ACCEPTED)
-def submit_preview(request: Request, job: PreviewJob) -> Submitted:
+def submit_preview(request: Request, job: PreviewJob, principal: JobsWrite) -> Submitted:
     """Extract preview frames, optionally a sprite sheet with a WebVTT track (``generate_preview_task``)."""
-    return _submit(request, JobKind.PREVIEW, job)
+    return _submit(request, JobKind.PREVIEW, job, principal)
 
 
 @router.post("/api/video/transcode", status_code=status.HTTP_202_ACCEPTED)
-def submit_transcode(request: Request, job: TranscodeJob) -> Submitted:
+def submit_transcode(request: Request, job: TranscodeJob, principal: JobsWrite) -> Submitted:
     """Transcode a video to another codec and container (``transcode_task``)."""
-    return _submit(request, JobKind.TRANSCODE, job)
+    return _submit(request, JobKind.TRANSCODE, job, principal)
 
 
 @router.post("/api/video/caption", status_code=status.HTTP_202_ACCEPTED)
-def submit_caption(request: Request, job: CaptionJob) -> Submitted:
+def submit_caption(request: Request, job: CaptionJob, principal: JobsWrite) -> Submitted:
     """Transcribe a video's speech into SRT/WebVTT captions (``caption_task``)."""
-    return _submit(request, JobKind.CAPTION, job)
+    return _submit(request, JobKind.CAPTION, job, principal)
 
 
-def _state_or_404(task_id: str) -> JobState:
+def _state_or_404(task_id: str, principal: Principal) -> JobState:
     with _http_errors():
+        if not client.job_visible(task_id, principal.tenant_id):  # another tenant's job reads as unknown
+            raise UnknownJob(f"no job with id {task_id!r}")
         return client.job_state(task_id)
 
 
 @router.get("/api/jobs")
 def list_jobs(
+    principal: JobsRead,
     kind: JobKind | None = None,
     job_status: Annotated[TaskStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[JobSummary]:
     """Recently submitted jobs, newest first."""
     with _http_errors():
-        rows = client.list_jobs(kind=kind, status=job_status, limit=limit)
+        rows = client.list_jobs(kind=kind, status=job_status, limit=limit, tenant_id=principal.tenant_id)
     return [
         JobSummary(task_id=r.task_id, kind=r.kind, status=r.status, created_at=r.created_at,
                    updated_at=r.updated_at, error=r.error)
@@ -121,14 +124,14 @@ def list_jobs(
 
 
 @router.get("/api/jobs/{task_id}", name="get_job")
-def get_job(task_id: str) -> JobState:
+def get_job(task_id: str, principal: JobsRead) -> JobState:
     """The job's progress record, its Celery state, and its result once done."""
-    return _state_or_404(task_id)
+    return _state_or_404(task_id, principal)
 
 
-def _known_job(task_id: str) -> JobState:
+def _known_job(task_id: str, principal: JobsRead) -> JobState:
     # A dependency, so an unknown id is a plain 404 before the event stream starts.
-    return _state_or_404(task_id)
+    return _state_or_404(task_id, principal)
 
 
 @router.get("/api/jobs/{task_id}/events", name="job_events", response_class=EventSourceResponse)
@@ -158,21 +161,24 @@ def _sse(data: dict[str, Any], event_status: TaskStatus) -> ServerSentEvent:
 
 
 @router.delete("/api/jobs/{task_id}", status_code=status.HTTP_202_ACCEPTED)
-def cancel_job(task_id: str) -> JobState:
+def cancel_job(task_id: str, principal: JobsWrite) -> JobState:
     """Revoke the job with terminate: a running FFmpeg process group is killed; the status becomes cancelled."""
+    _state_or_404(task_id, principal)
     with _http_errors():
         return client.cancel(task_id)
 
 
 @router.get("/api/queues")
-def get_queues() -> list[QueueInfo]:
+def get_queues(principal: MetricsRead) -> list[QueueInfo]:
     """Messages waiting per queue, most urgent first within each app."""
     with _http_errors():
         return client.queue_lengths()
 
 
 @router.get("/api/workers")
-async def get_workers(timeout_s: Annotated[float, Query(gt=0, le=10)] = 1.0) -> list[WorkerInfo]:
+async def get_workers(
+    principal: MetricsRead, timeout_s: Annotated[float, Query(gt=0, le=10)] = 1.0
+) -> list[WorkerInfo]:
     """Workers answering ``inspect ping``, with their queues, concurrency, processed count and active tasks."""
     with _http_errors():
         return await run_in_threadpool(client.workers, timeout_s)

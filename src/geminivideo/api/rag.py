@@ -10,16 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
-from geminivideo.api.deps import require_api_key
+from geminivideo.api.auth import AdsRead, MetricsRead, ads_or_404, tenant_or_404
 from geminivideo.errors import InvalidPayload, ModelUnavailable, ProcessingFailed
 from geminivideo.ml import winners
 from geminivideo.ml.creative_dna import AdFormat
 
-router = APIRouter(prefix="/api/ml/rag", dependencies=[Depends(require_api_key)], tags=["winners"])
+router = APIRouter(prefix="/api/ml/rag", tags=["winners"])
 
 T = TypeVar("T")
 K = Annotated[int, Query(ge=1, le=winners.MAX_K, description="how many winners to return")]
@@ -56,11 +56,13 @@ def _answer(call: Callable[[], T]) -> T:
 @router.get("/search-winners")
 def search_winners(
     q: Annotated[str, Query(min_length=1, max_length=winners.MAX_QUERY_CHARS, description="a creative, in words")],
+    principal: AdsRead,
     k: K = 10,
     tenant_id: TenantFilter = None,
     format: FormatFilter = None,
 ) -> WinnerSearchResponse:
     """Winners whose creative DNA is most similar to the text ``q`` (cosine similarity, best first)."""
+    tenant_id = tenant_or_404(principal, tenant_id)
     fmt = format.value if format else None
     hits = _answer(lambda: winners.search(q, k=k, tenant_id=tenant_id, format=fmt))
     return WinnerSearchResponse(query=q, k=k, tenant_id=tenant_id, format=fmt, count=len(hits), results=hits)
@@ -69,17 +71,20 @@ def search_winners(
 @router.get("/similar/{ad_id}")
 def similar_winners(
     ad_id: Annotated[str, Path(min_length=1, max_length=128)],
+    principal: AdsRead,
     k: K = 10,
     tenant_id: TenantFilter = None,
     format: FormatFilter = None,
 ) -> WinnerSearchResponse:
     """Winners most similar to the creative DNA of ``ad_id`` (which need not be a winner itself)."""
+    ads_or_404(principal, [ad_id])
+    tenant_id = tenant_or_404(principal, tenant_id)
     fmt = format.value if format else None
     hits = _answer(lambda: winners.similar_to(ad_id, k=k, tenant_id=tenant_id, format=fmt))
     return WinnerSearchResponse(ad_id=ad_id, k=k, tenant_id=tenant_id, format=fmt, count=len(hits), results=hits)
 
 
 @router.get("/stats")
-def winner_index_stats() -> dict[str, Any]:
+def winner_index_stats(principal: MetricsRead) -> dict[str, Any]:
     """Vectors in the index, SQL entries (and whether they agree), per-tenant and per-format counts."""
     return _answer(winners.index_stats)
