@@ -20,4 +20,5 @@ def create_app() -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(ml.router)
     app.include_router(rag.router)
+    auth.document_security(app)
     return app

@@ -17,7 +17,7 @@ import ipaddress
 import logging
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, HTTPException, Request, Security, status
 from fastapi.concurrency import run_in_threadpool
@@ -171,6 +171,30 @@ def check_startup() -> None:
             "'geminivideo keys create NAME --scope admin', or set API_KEYS (bootstrap admin keys), "
             "or API_AUTH=off on a developer machine (loopback clients only)"
         )
+
+
+AUTH_RESPONSES: dict[str, dict[str, str]] = {
+    "401": {"description": "No X-API-Key, or one that is unknown or revoked"},
+    "403": {"description": "The key lacks the route's scope (with API_AUTH=off: the client is not on loopback)"},
+    "404": {"description": "Not found; also the answer for an object of another tenant"},
+}
+
+
+def document_security(app: FastAPI) -> None:
+    """Add the 401/403/404 answers to every operation that needs a key, so the document says what the
+    security tests check (FastAPI lists the scheme and scopes, not the refusals)."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                if operation.get("security"):
+                    for code, answer in AUTH_RESPONSES.items():
+                        operation.setdefault("responses", {}).setdefault(code, dict(answer))
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 @asynccontextmanager
