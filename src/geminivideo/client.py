@@ -126,7 +126,8 @@ def ml_app() -> Celery:
 
 # ─── Submit ──────────────────────────────────────────────────────────────────────────────────────
 def submit(
-    kind: JobKind, payload: BaseModel | dict[str, Any], *, record: bool = True, tenant_id: str | None = None
+    kind: JobKind, payload: BaseModel | dict[str, Any], *, record: bool = True, tenant_id: str | None = None,
+    task_id: str | None = None,
 ) -> str:
     """Validate, record and enqueue one video job; return its task id.
 
@@ -136,7 +137,7 @@ def submit(
     spec = KINDS[kind]
     model = payload if isinstance(payload, spec.model) else spec.model.model_validate(payload)
     data = model.model_dump(mode="json", exclude_unset=False)
-    task_id = str(uuid.uuid4())
+    task_id = task_id or str(uuid.uuid4())  # chosen by the caller when an Idempotency-Key claimed it first
     if record:
         with session_scope() as session:
             session.add(VideoJob(task_id=task_id, kind=str(kind), payload=data, status=TaskStatus.QUEUED.value,

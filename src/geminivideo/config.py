@@ -83,6 +83,14 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     # Authentication is on unless explicitly "off" (then only loopback clients are served, as admin).
     api_auth: Literal["on", "off"] = "on"
+    # Abuse limits (api/limits.py): token buckets per key in Redis, open event streams per API process.
+    rate_limit_jobs_per_minute: float = Field(60.0, gt=0)
+    rate_limit_jobs_burst: int = Field(20, ge=1)
+    rate_limit_ml_per_minute: float = Field(120.0, gt=0)
+    rate_limit_ml_burst: int = Field(30, ge=1)
+    sse_max_streams_per_key: int = Field(10, ge=1)
+    sse_max_streams: int = Field(200, ge=1)
+    max_request_body_bytes: int = Field(1024 * 1024, ge=1024)
     api_host: str = "127.0.0.1"
     api_port: int = Field(8003, gt=0, lt=65536)
 

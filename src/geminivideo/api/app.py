@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from geminivideo import __version__
-from geminivideo.api import auth, health, jobs, ml, rag, webhooks
+from geminivideo.api import auth, health, jobs, limits, ml, rag, webhooks
 
 
 def create_app() -> FastAPI:
@@ -20,5 +20,6 @@ def create_app() -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(ml.router)
     app.include_router(rag.router)
+    app.add_middleware(limits.BodySizeLimit)  # MAX_REQUEST_BODY_BYTES on every route
     auth.document_security(app)
     return app

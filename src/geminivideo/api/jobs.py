@@ -7,6 +7,7 @@ the task_status record and the task_progress channel of DESIGN.md §4, streamed 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -21,13 +22,19 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from geminivideo import client
 from geminivideo.api.auth import JobsRead, JobsWrite, MetricsRead, Principal
+from geminivideo.api.limits import RATE_LIMIT_RESPONSES, StreamSlot, rate_limit, single_flight
 from geminivideo.client import JobAlreadyFinished, JobKind, JobState, QueueInfo, UnknownJob, WorkerInfo
 from geminivideo.contracts import CaptionJob, PreviewJob, RenderJob, TaskStatus, TranscodeJob
-from geminivideo.errors import DependencyUnavailable
+from geminivideo.errors import DependencyUnavailable, InvalidPayload
+from geminivideo.redis_client import get_redis
+from geminivideo.security import idempotency
 
 router = APIRouter(tags=["jobs"])
 
 MAX_STREAM_S = 24 * 3600
+WORKERS_FRESH_S = 2.0  # parallel /api/workers calls within this share one inspection
+SUBMIT: dict[str, Any] = {"dependencies": [rate_limit("jobs")], "responses": RATE_LIMIT_RESPONSES,
+          "status_code": status.HTTP_202_ACCEPTED}
 
 
 class Submitted(BaseModel):
@@ -64,8 +71,12 @@ def _http_errors() -> Iterator[None]:
 
 
 def _submit(request: Request, kind: JobKind, payload: Any, principal: Principal) -> Submitted:
+    idempotency_key = request.headers.get("idempotency-key")
     with _http_errors():
-        task_id = client.submit(kind, payload, tenant_id=principal.tenant_id)
+        if idempotency_key is None:
+            task_id = client.submit(kind, payload, tenant_id=principal.tenant_id)
+        else:
+            task_id = _submit_once(kind, payload, principal, idempotency_key)
     return Submitted(
         task_id=task_id,
         kind=str(kind),
@@ -75,28 +86,45 @@ def _submit(request: Request, kind: JobKind, payload: Any, principal: Principal)
     )
 
 
-@router.post("/api/video/render", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/api/video/render", **SUBMIT)
 def submit_render(request: Request, job: RenderJob, principal: JobsWrite) -> Submitted:
     """Render an ad from scenes (``render_video_task``)."""
     return _submit(request, JobKind.RENDER, job, principal)
 
 
-@router.post("/api/video/preview", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/api/video/preview", **SUBMIT)
 def submit_preview(request: Request, job: PreviewJob, principal: JobsWrite) -> Submitted:
     """Extract preview frames, optionally a sprite sheet with a WebVTT track (``generate_preview_task``)."""
     return _submit(request, JobKind.PREVIEW, job, principal)
 
 
-@router.post("/api/video/transcode", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/api/video/transcode", **SUBMIT)
 def submit_transcode(request: Request, job: TranscodeJob, principal: JobsWrite) -> Submitted:
     """Transcode a video to another codec and container (``transcode_task``)."""
     return _submit(request, JobKind.TRANSCODE, job, principal)
 
 
-@router.post("/api/video/caption", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/api/video/caption", **SUBMIT)
 def submit_caption(request: Request, job: CaptionJob, principal: JobsWrite) -> Submitted:
     """Transcribe a video's speech into SRT/WebVTT captions (``caption_task``)."""
     return _submit(request, JobKind.CAPTION, job, principal)
+
+
+def _submit_once(kind: JobKind, payload: Any, principal: Principal, key: str) -> str:
+    """Send the job unless this key already sent the same body (then its task id); 422 for another body."""
+    data = payload.model_dump(mode="json")
+    try:
+        claim = idempotency.claim(get_redis(), principal.name, key, idempotency.body_hash(str(kind), data),
+                                  str(uuid.uuid4()))
+    except InvalidPayload as exc:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    if not claim.fresh:
+        return claim.task_id
+    try:
+        return client.submit(kind, payload, tenant_id=principal.tenant_id, task_id=claim.task_id)
+    except Exception:
+        idempotency.release(get_redis(), principal.name, key)  # never sent: the client's retry must send it
+        raise
 
 
 def _state_or_404(task_id: str, principal: Principal) -> JobState:
@@ -138,6 +166,7 @@ def _known_job(task_id: str, principal: JobsRead) -> JobState:
 async def job_events(
     task_id: str,
     state: Annotated[JobState, Depends(_known_job)],
+    _slot: StreamSlot,
     timeout_s: Annotated[float, Query(gt=0, le=MAX_STREAM_S)] = 3600,
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-Sent Events from ``task_progress:<id>`` until a final status (``event:`` is the status)."""
@@ -177,8 +206,8 @@ def get_queues(principal: MetricsRead) -> list[QueueInfo]:
 
 @router.get("/api/workers")
 async def get_workers(
-    principal: MetricsRead, timeout_s: Annotated[float, Query(gt=0, le=10)] = 1.0
+    request: Request, principal: MetricsRead, timeout_s: Annotated[float, Query(gt=0, le=10)] = 1.0
 ) -> list[WorkerInfo]:
     """Workers answering ``inspect ping``, with their queues, concurrency, processed count and active tasks."""
     with _http_errors():
-        return await run_in_threadpool(client.workers, timeout_s)
+        return await single_flight(request, "workers", WORKERS_FRESH_S).get(lambda: client.workers(timeout_s))

@@ -24,6 +24,7 @@ from geminivideo.api.auth import (
     not_found,
     tenant_or_404,
 )
+from geminivideo.api.limits import RATE_LIMIT_RESPONSES, rate_limit
 from geminivideo.contracts import FatigueScanJob
 from geminivideo.db.models.decisions import ChangeType
 from geminivideo.db.session import session_scope
@@ -39,6 +40,7 @@ from geminivideo.ml.sampler import (
 )
 
 router = APIRouter()
+ML_LIMITED: dict[str, Any] = {"dependencies": [rate_limit("ml")], "responses": RATE_LIMIT_RESPONSES}
 
 
 class _Strict(BaseModel):
@@ -99,7 +101,7 @@ def _sampler(req: SamplerRequest, **extra: Any) -> BattleHardenedSampler:
 
 
 # ─── Sampler ────────────────────────────────────────────────────────────────────────────────────────
-@router.post("/api/ml/battle-hardened/select", tags=["sampler"])
+@router.post("/api/ml/battle-hardened/select", tags=["sampler"], **ML_LIMITED)
 def sampler_select(req: SamplerRequest, principal: AdsRead) -> dict[str, Any]:
     """Thompson-sample the ad to serve next, with every ad's probability of being best and its metrics."""
     try:
@@ -108,7 +110,7 @@ def sampler_select(req: SamplerRequest, principal: AdsRead) -> dict[str, Any]:
         raise _bad_request(exc) from None
 
 
-@router.post("/api/ml/battle-hardened/allocate", tags=["sampler"])
+@router.post("/api/ml/battle-hardened/allocate", tags=["sampler"], **ML_LIMITED)
 def sampler_allocate(req: AllocateRequest, principal: AdsRead) -> dict[str, Any]:
     """Split ``total_budget`` by probability of being best (floor, capped changes, total conserved);
     with ``submit_for_approval`` the kills and budget moves become pending changes."""
@@ -156,7 +158,7 @@ def fatigue_ad(ad_id: str, principal: AdsRead, limit: Annotated[int, Query(ge=1,
     return {"ad_id": ad_id, "reports": reports}
 
 
-@router.post("/api/ml/fatigue/scan", tags=["fatigue"], status_code=status.HTTP_202_ACCEPTED)
+@router.post("/api/ml/fatigue/scan", tags=["fatigue"], status_code=status.HTTP_202_ACCEPTED, **ML_LIMITED)
 def fatigue_scan(job: FatigueScanJob, principal: AdsWrite) -> dict[str, Any]:
     """Queue a fatigue scan now (it also runs every 6 hours); follow it with the returned task id."""
     from geminivideo.ml.tasks import monitor_all_ads_fatigue  # the Celery app is only needed here

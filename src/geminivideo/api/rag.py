@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from geminivideo.api.auth import AdsRead, MetricsRead, ads_or_404, tenant_or_404
+from geminivideo.api.limits import RATE_LIMIT_RESPONSES, rate_limit
 from geminivideo.errors import InvalidPayload, ModelUnavailable, ProcessingFailed
 from geminivideo.ml import winners
 from geminivideo.ml.creative_dna import AdFormat
@@ -53,7 +54,7 @@ def _answer(call: Callable[[], T]) -> T:
         ) from None
 
 
-@router.get("/search-winners")
+@router.get("/search-winners", dependencies=[rate_limit("ml")], responses=RATE_LIMIT_RESPONSES)
 def search_winners(
     q: Annotated[str, Query(min_length=1, max_length=winners.MAX_QUERY_CHARS, description="a creative, in words")],
     principal: AdsRead,
@@ -68,7 +69,7 @@ def search_winners(
     return WinnerSearchResponse(query=q, k=k, tenant_id=tenant_id, format=fmt, count=len(hits), results=hits)
 
 
-@router.get("/similar/{ad_id}")
+@router.get("/similar/{ad_id}", dependencies=[rate_limit("ml")], responses=RATE_LIMIT_RESPONSES)
 def similar_winners(
     ad_id: Annotated[str, Path(min_length=1, max_length=128)],
     principal: AdsRead,
