@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     sse_max_streams_per_key: int = Field(10, ge=1)
     sse_max_streams: int = Field(200, ge=1)
     max_request_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # Resource limits of every FFmpeg/ffprobe child (security/rlimits.py); 0 turns one off.
+    ffmpeg_max_memory_mb: int = Field(8192, ge=0)
+    ffmpeg_max_cpu_s: int = Field(6 * 3600, ge=0)
+    ffmpeg_max_file_size_mb: int = Field(50 * 1024, ge=0)
+    ffmpeg_max_open_files: int = Field(1024, ge=0)
     api_host: str = "127.0.0.1"
     api_port: int = Field(8003, gt=0, lt=65536)
 
