@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from geminivideo.api.auth import (
@@ -40,6 +40,7 @@ from geminivideo.ml.sampler import (
 )
 
 router = APIRouter()
+ChangeId = Annotated[int, Path(ge=1, le=2**63 - 1, description="a pending ad change id")]  # fits BIGINT/SQLite
 ML_LIMITED: dict[str, Any] = {"dependencies": [rate_limit("ml")], "responses": RATE_LIMIT_RESPONSES}
 
 
@@ -222,7 +223,7 @@ def approvals_propose(proposal: ManualProposal, principal: ApprovalsDecide) -> d
 
 
 @router.get("/api/ml/approvals/{change_id}", tags=["approvals"])
-def approvals_show(change_id: int, principal: ApprovalsRead) -> dict[str, Any]:
+def approvals_show(change_id: ChangeId, principal: ApprovalsRead) -> dict[str, Any]:
     return _visible_change(change_id, principal)
 
 
@@ -234,7 +235,7 @@ def _visible_change(change_id: int, principal: Principal) -> dict[str, Any]:
 
 
 @router.post("/api/ml/approvals/{change_id}/approve", tags=["approvals"])
-def approvals_approve(change_id: int, decision: DecisionRequest, principal: ApprovalsDecide) -> dict[str, Any]:
+def approvals_approve(change_id: ChangeId, decision: DecisionRequest, principal: ApprovalsDecide) -> dict[str, Any]:
     """pending_approval -> approved; the executor applies it within minutes, through the safety gates.
     ``decided_by`` is the calling key's name."""
     _visible_change(change_id, principal)
@@ -242,7 +243,7 @@ def approvals_approve(change_id: int, decision: DecisionRequest, principal: Appr
 
 
 @router.post("/api/ml/approvals/{change_id}/reject", tags=["approvals"])
-def approvals_reject(change_id: int, decision: DecisionRequest, principal: ApprovalsDecide) -> dict[str, Any]:
+def approvals_reject(change_id: ChangeId, decision: DecisionRequest, principal: ApprovalsDecide) -> dict[str, Any]:
     """pending_approval -> rejected; ``decided_by`` is the calling key's name."""
     _visible_change(change_id, principal)
     return _change_call(approvals.reject_change, change_id, principal.name, decision.note)
