@@ -7,19 +7,29 @@ process; tests and scripts that change the environment call ``get_settings.cache
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from geminivideo.errors import ConfigError
+from geminivideo.security.masking import mask, mask_value
 
 DEFAULT_FLOWER_PASSWORD = "changeme"
 _DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
 _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _BROKER_SCHEMES = (*_REDIS_SCHEMES, "amqp://", "amqps://", "pyamqp://")
 _FORBIDDEN_ROOTS = (Path("/"), Path.home())
+
+
+SignatureVersion = Literal["v1", "v2", "v3"]
+
+
+def _all_signature_versions() -> list[SignatureVersion]:
+    return ["v1", "v2", "v3"]
 
 
 def _split_colon_list(value: Any) -> Any:
@@ -32,6 +42,39 @@ def _split_comma_list(value: Any) -> Any:
     if isinstance(value, str):
         return [part for part in (p.strip() for p in value.split(",")) if part]
     return value
+
+
+# Settings that hold a credential without being SecretStr: URLs may carry a password, keys are keys.
+_CREDENTIAL_SETTINGS = ("redis_url", "celery_broker_url", "celery_result_backend", "database_url", "api_keys")
+
+
+def secret_setting_names(settings_cls: type[BaseSettings]) -> list[str]:
+    """Every setting that can hold a secret: the SecretStr ones and the URLs and keys above."""
+    return [name for name, info in settings_cls.model_fields.items()
+            if name in _CREDENTIAL_SETTINGS or "SecretStr" in str(info.annotation)]
+
+
+class _SecretFiles(PydanticBaseSettingsSource):
+    """``NAME_FILE=/run/secrets/name`` for every secret setting (Docker and Kubernetes secrets): the file's
+    content, trailing newline stripped. Setting both ``NAME`` and ``NAME_FILE`` is an error, not a guess."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything is read in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {key.upper(): value for key, value in os.environ.items()}
+        values: dict[str, Any] = {}
+        for name in secret_setting_names(self.settings_cls):
+            path = environ.get(f"{name.upper()}_FILE")
+            if not path:
+                continue
+            if environ.get(name.upper()):
+                raise ConfigError(f"both {name.upper()} and {name.upper()}_FILE are set: keep one")
+            try:
+                values[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise ConfigError(f"{name.upper()}_FILE={path}: cannot read it ({exc.strerror})") from None
+        return values
 
 
 class Settings(BaseSettings):
@@ -90,6 +133,12 @@ class Settings(BaseSettings):
     rate_limit_ml_burst: int = Field(30, ge=1)
     sse_max_streams_per_key: int = Field(10, ge=1)
     sse_max_streams: int = Field(200, ge=1)
+    # Behind a proxy: HubSpot signs the public URL, not the one uvicorn sees. PUBLIC_BASE_URL names it;
+    # else uvicorn rebuilds it from X-Forwarded-* sent by FORWARDED_ALLOW_IPS (uvicorn reads that variable).
+    public_base_url: str | None = Field(None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
+    forwarded_allow_ips: str = "127.0.0.1"
+    hubspot_signature_versions: Annotated[list[SignatureVersion], NoDecode] = Field(
+        default_factory=_all_signature_versions, min_length=1)
     max_request_body_bytes: int = Field(1024 * 1024, ge=1024)
     # Resource limits of every FFmpeg/ffprobe child (security/rlimits.py); 0 turns one off.
     ffmpeg_max_memory_mb: int = Field(8192, ge=0)
@@ -119,10 +168,23 @@ class Settings(BaseSettings):
     cleanup_partial_age_s: float = Field(3600.0, ge=0)  # FFmpeg temp outputs untouched this long are orphans
     beat_probe_interval_s: float | None = Field(None, ge=1)  # each beat also sends its app's ping task
 
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _SecretFiles(settings_cls), dotenv_settings, file_secret_settings
+
     @field_validator("media_roots", mode="before")
     @classmethod
     def _parse_media_roots(cls, value: Any) -> Any:
         return _split_colon_list(value)
+
+    @field_validator("hubspot_signature_versions", mode="before")
+    @classmethod
+    def _parse_signature_versions(cls, value: Any) -> Any:
+        return _split_comma_list(value.lower()) if isinstance(value, str) else value
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -215,8 +277,8 @@ def _describe(error: ValidationError) -> str:
     for item in error.errors():
         field = ".".join(str(p) for p in item["loc"]) or "settings"
         given = item.get("input")
-        shown = "" if isinstance(given, dict) else f" (got {given!r})"
-        lines.append(f"  {field.upper()}: {item['msg']}{shown}")
+        shown = "" if isinstance(given, dict) else f" (got {mask_value(given)!r})"
+        lines.append(f"  {field.upper()}: {mask(item['msg'])}{shown}")
     return "invalid configuration:\n" + "\n".join(lines)
 
 

@@ -29,6 +29,7 @@ from geminivideo.config import get_settings
 from geminivideo.db.models import Ad
 from geminivideo.db.session import session_scope
 from geminivideo.errors import ConfigError
+from geminivideo.security import masking
 from geminivideo.security.keys import Principal, Scope, active_key_count, authenticate_token
 
 log = logging.getLogger(__name__)
@@ -199,6 +200,7 @@ def document_security(app: FastAPI) -> None:
 
 @asynccontextmanager
 async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    masking.install()  # before anything logs a URL
     await run_in_threadpool(check_startup)
     yield
 

@@ -63,6 +63,15 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def signed_uri(settings: Settings, request: Request) -> str:
+    """The URL HubSpot signed: ``PUBLIC_BASE_URL`` + path and query when set (a proxy in front rewrites the
+    host and scheme), else the request's own (uvicorn applies trusted X-Forwarded-* from FORWARDED_ALLOW_IPS)."""
+    if settings.public_base_url is None:
+        return str(request.url)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return settings.public_base_url.rstrip("/") + request.url.path + query
+
+
 def _check_signature(settings: Settings, request: Request, body: bytes) -> str:
     if not settings.hubspot_verify_signatures:
         return "unverified"
@@ -74,8 +83,8 @@ def _check_signature(settings: Settings, request: Request, body: bytes) -> str:
             "(set it, or HUBSPOT_VERIFY_SIGNATURES=false for local testing only)",
         )
     try:
-        return verify(secret, method=request.method,
-                      uri=str(request.url), body=body, headers=request.headers)
+        return verify(secret, method=request.method, uri=signed_uri(settings, request), body=body,
+                      headers=request.headers, versions=settings.hubspot_signature_versions)
     except SignatureRejected as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
 
