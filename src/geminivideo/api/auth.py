@@ -68,8 +68,14 @@ def authenticate(raw_key: str | bytes | None) -> Principal | None:
     return authenticate_token(raw_key, get_settings().api_keys)
 
 
+# Starlette's in-process TestClient reports this host; no socket peer can have it (uvicorn gives addresses).
+_IN_PROCESS_CLIENT = "testclient"
+
+
 def _is_loopback(request: Request) -> bool:
     if request.client is None:  # a Unix socket: only local processes can reach it
+        return True
+    if request.client.host == _IN_PROCESS_CLIENT:
         return True
     try:
         return ipaddress.ip_address(request.client.host).is_loopback

@@ -9,14 +9,18 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from fastapi.testclient import TestClient
 
+from geminivideo import procs
 from geminivideo.api.app import create_app
 from geminivideo.ml.tasks import process_hubspot_webhook
 from tests.integration.webhooks.support import SECRET, WEBHOOK_PATH, signed_v3
+from tests.support import env as support_env
 from tests.support.env import applied
 
 PUBLIC = "https://hooks.example.com"
@@ -92,3 +96,21 @@ def test_a_process_logging_connection_failures_writes_no_password() -> None:
     log = done.stdout + done.stderr
     assert "failed" in log and "redis://:***@127.0.0.1:1/0" in log and "app:***@db" in log
     assert password not in log
+
+
+def test_forwarded_proto_from_a_trusted_proxy_is_part_of_the_signed_url(
+    test_env: support_env.TestEnv, tmp_path: Path
+) -> None:
+    """uvicorn applies X-Forwarded-Proto from FORWARDED_ALLOW_IPS (loopback by default): HubSpot signed https."""
+    proc, base = procs.start_api(test_env.process_env(FORWARDED_ALLOW_IPS="127.0.0.1"), tmp_path / "api.log")
+    try:
+        body = _deal()
+        public = base.replace("http://", "https://") + WEBHOOK_PATH
+        headers = signed_v3(public, body)
+        plain = httpx.post(base + WEBHOOK_PATH, content=body, headers=headers, timeout=30)
+        assert plain.status_code == 401  # without the header the API sees http:// and the signature differs
+        proxied = httpx.post(base + WEBHOOK_PATH, content=body, headers={**headers, "X-Forwarded-Proto": "https"},
+                             timeout=30)
+        assert proxied.status_code == 200, proxied.text
+    finally:
+        proc.stop()
