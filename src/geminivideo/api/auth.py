@@ -50,6 +50,8 @@ __all__ = [
     "ads_or_404",
     "authenticate",
     "current_principal",
+    "document_security",
+    "fleet_wide",
     "require_scope",
     "tenant_or_404",
 ]
@@ -143,6 +145,14 @@ def tenant_or_404(principal: Principal, requested: str | None, what: str = "such
     if requested is not None and requested != principal.tenant_id:
         raise not_found(what)
     return principal.tenant_id
+
+
+def fleet_wide(principal: Principal) -> None:
+    """403 for a tenant's key on views of the whole fleet (workers' active tasks, queue and index totals)."""
+    if principal.tenant_id is not None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN,
+                            f"key {principal.name!r} is limited to tenant {principal.tenant_id!r}; "
+                            "this view covers every tenant")
 
 
 def ads_or_404(principal: Principal, ad_ids: Iterable[str]) -> None:

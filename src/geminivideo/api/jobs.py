@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
 from geminivideo import client
-from geminivideo.api.auth import JobsRead, JobsWrite, MetricsRead, Principal
+from geminivideo.api.auth import JobsRead, JobsWrite, MetricsRead, Principal, fleet_wide
 from geminivideo.api.limits import RATE_LIMIT_RESPONSES, StreamSlot, rate_limit, single_flight
 from geminivideo.client import JobAlreadyFinished, JobKind, JobState, QueueInfo, UnknownJob, WorkerInfo
 from geminivideo.contracts import CaptionJob, PreviewJob, RenderJob, TaskStatus, TranscodeJob
@@ -200,6 +200,7 @@ def cancel_job(task_id: str, principal: JobsWrite) -> JobState:
 @router.get("/api/queues")
 def get_queues(principal: MetricsRead) -> list[QueueInfo]:
     """Messages waiting per queue, most urgent first within each app."""
+    fleet_wide(principal)
     with _http_errors():
         return client.queue_lengths()
 
@@ -209,5 +210,6 @@ async def get_workers(
     request: Request, principal: MetricsRead, timeout_s: Annotated[float, Query(gt=0, le=10)] = 1.0
 ) -> list[WorkerInfo]:
     """Workers answering ``inspect ping``, with their queues, concurrency, processed count and active tasks."""
+    fleet_wide(principal)
     with _http_errors():
         return await single_flight(request, "workers", WORKERS_FRESH_S).get(lambda: client.workers(timeout_s))

@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Path, Query, status
 from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 
-from geminivideo.api.auth import AdsRead, MetricsRead, ads_or_404, tenant_or_404
+from geminivideo.api.auth import AdsRead, MetricsRead, ads_or_404, fleet_wide, tenant_or_404
 from geminivideo.api.limits import RATE_LIMIT_RESPONSES, rate_limit
 from geminivideo.errors import InvalidPayload, ModelUnavailable, ProcessingFailed
 from geminivideo.ml import winners
@@ -88,4 +88,5 @@ def similar_winners(
 @router.get("/stats")
 def winner_index_stats(principal: MetricsRead) -> dict[str, Any]:
     """Vectors in the index, SQL entries (and whether they agree), per-tenant and per-format counts."""
+    fleet_wide(principal)
     return _answer(winners.index_stats)

@@ -111,8 +111,8 @@ def _other_tenant(w: World) -> dict[tuple[str, str], tuple[Any, dict[str, Any]]]
         ("get", "/api/jobs/{task_id}"): (404, {}),
         ("delete", "/api/jobs/{task_id}"): (404, {}),
         ("get", "/api/jobs/{task_id}/events"): (404, {}),
-        ("get", "/api/queues"): (None, {}),
-        ("get", "/api/workers"): (None, {}),
+        ("get", "/api/queues"): (403, {}),  # views of the whole fleet: keys without a tenant only
+        ("get", "/api/workers"): (403, {}),
         ("post", "/api/ml/battle-hardened/select"): (404, {"json": b_ads}),
         ("post", "/api/ml/battle-hardened/allocate"): (404, {"json": {**b_ads, "total_budget": 100}}),
         ("get", "/api/ml/fatigue/report"): (404, {"params": {"tenant_id": w.tenant_b}}),
@@ -126,7 +126,7 @@ def _other_tenant(w: World) -> dict[tuple[str, str], tuple[Any, dict[str, Any]]]
         ("post", "/api/ml/approvals/{change_id}/reject"): (404, {"json": {"note": "x"}}),
         ("get", "/api/ml/rag/search-winners"): (404, {"params": {"q": "a hook", "tenant_id": w.tenant_b}}),
         ("get", "/api/ml/rag/similar/{ad_id}"): (404, {}),
-        ("get", "/api/ml/rag/stats"): (None, {}),
+        ("get", "/api/ml/rag/stats"): (403, {}),
     }
 
 
