@@ -45,9 +45,9 @@ from _common import (
 sys.path.insert(0, str(ROOT))  # the store launcher and media helpers live in tests/support
 
 from render import job_for, scenes  # bench/render.py: the same job
-from tests.support.objectstore import StoreHandle, start_store
 
 from geminivideo.contracts import QueueName
+from tests.support.objectstore import StoreHandle, start_store
 
 RESULTS = RESULTS_DIR / "storage.json"
 TASK_TIMEOUT_S = 3600

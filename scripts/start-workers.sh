@@ -12,7 +12,6 @@ LOG_DIR=${LOG_DIR:-$ROOT/logs/workers}
 READY_TIMEOUT=${READY_TIMEOUT:-120}
 LOG_LEVEL=${LOG_LEVEL:-INFO}
 export REDIS_URL=${REDIS_URL:-redis://localhost:6379/0}
-BROKER=${CELERY_BROKER_URL:-$REDIS_URL}
 HOST=$(uname -n)
 
 if [ -t 1 ] || [ -n "${FORCE_COLOR:-}" ]; then
@@ -71,7 +70,7 @@ fi
 mkdir -p "$LOG_DIR"
 cd "$ROOT"
 
-if ! "$PY" -m geminivideo.ops redis-check "$REDIS_URL"; then
+if ! "$PY" -m geminivideo.ops redis-check; then  # URL from the environment: argv is visible in ps
   echo "${RED}start-workers: nothing started${RESET}" >&2
   exit 1
 fi
@@ -100,6 +99,10 @@ launch() {
   (exec setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null) &
   echo "$!" >"$LOG_DIR/$name.pid"
   started+=("$name")
+}
+
+masked_url() {  # redis://:secret@host -> redis://***@host, for messages
+  case $1 in *@*) echo "${1%%://*}://***@${1##*@}" ;; *) echo "$1" ;; esac
 }
 
 was_started() {
@@ -134,7 +137,7 @@ not_ready=()
 targets=()
 for name in "${!worker_host[@]}"; do targets+=("${worker_host[$name]}=$(<"$LOG_DIR/$name.pid")"); done
 if ((${#targets[@]})); then
-  mapfile -t not_ready < <("$PY" -m geminivideo.ops wait-ready --broker "$BROKER" --timeout "$READY_TIMEOUT" \
+  mapfile -t not_ready < <("$PY" -m geminivideo.ops wait-ready --timeout "$READY_TIMEOUT" \
     "${targets[@]}" || true)
 fi
 
@@ -184,4 +187,4 @@ if ((${#failed[@]})); then
   echo "${RED}start-workers: ${#failed[@]} process(es) failed; stop the rest with scripts/stop-workers.sh${RESET}" >&2
   exit 1
 fi
-echo "${GREEN}start-workers: ${#started[@]} started, ${#skipped[@]} already running (broker $REDIS_URL)${RESET}"
+echo "${GREEN}start-workers: ${#started[@]} started, ${#skipped[@]} already running (broker $(masked_url "$REDIS_URL"))${RESET}"

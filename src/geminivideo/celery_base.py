@@ -17,7 +17,7 @@ import redis
 import sqlalchemy.exc
 from celery import Celery, Task
 from celery.exceptions import Reject, Retry
-from celery.signals import task_revoked, worker_process_init
+from celery.signals import after_setup_logger, task_revoked, worker_process_init
 from kombu import Queue
 
 from geminivideo.config import Settings, get_settings
@@ -107,6 +107,8 @@ class GeminiTask(Task):
     max_retries = 10
     publishes_progress = True
     records_video_job = False  # video tasks keep their ``video_jobs`` row (API/CLI submissions) up to date
+    # (args, kwargs) -> {"argsrepr", "kwargsrepr"}: what Flower and logs show instead of the payload itself.
+    message_repr: Callable[[Any, Any], dict[str, str]] | None = None
 
     _publishers: dict[str, ProgressPublisher]
 
@@ -126,6 +128,8 @@ class GeminiTask(Task):
         # leave them out unless the caller asks, so the worker's own settings (RENDER_TIMEOUT, …) apply.
         options.setdefault("time_limit", None)
         options.setdefault("soft_time_limit", None)
+        if self.message_repr is not None and "argsrepr" not in options:
+            options.update(self.message_repr(args, kwargs))
         result = super().apply_async(args, kwargs, task_id=task_id, **options)
         if self.publishes_progress:
             announce_queued(result.id)
@@ -329,6 +333,14 @@ def _fresh_connections_after_fork(**_: Any) -> None:
     from geminivideo.db.session import dispose_engine
 
     dispose_engine()
+
+
+@after_setup_logger.connect
+def _mask_credentials_in_logs(**_: Any) -> None:
+    """Worker and beat logs never show the password of a broker or database URL."""
+    from geminivideo.security import masking
+
+    masking.install()
 
 
 @task_revoked.connect

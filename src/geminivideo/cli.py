@@ -5,6 +5,7 @@
     geminivideo status ID | cancel ID | jobs | workers | queues
     geminivideo fetch ID [--to DIR]           download a job's outputs from the object store
     geminivideo approvals list|approve|reject · winners search "…" · webhook send · db upgrade
+    geminivideo keys create NAME --scope jobs:read [--tenant T] · keys list · keys revoke NAME
 
 Jobs go straight to the broker (the same ``geminivideo.client`` the API uses) and are recorded in
 ``video_jobs``; heavy modules (FFmpeg wrappers, Whisper, FAISS) are imported only by the commands that need them.
@@ -32,6 +33,7 @@ from geminivideo.contracts import (
     parse_payload,
 )
 from geminivideo.errors import GeminiVideoError
+from geminivideo.security.cli import keys_app
 from geminivideo.terminal import follow_job, progress_bars, signed_post
 
 console = Console()
@@ -47,6 +49,7 @@ app.add_typer(approvals_app, name="approvals")
 app.add_typer(winners_app, name="winners")
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
 
 Wait = Annotated[
     bool, typer.Option("--wait", "-w", help="Follow progress until the job ends (exit 1 unless it completed).")
@@ -151,7 +154,7 @@ def fetch(
     task_id: str, to: Annotated[Path, typer.Option("--to", help="Folder for the files (created).")] = Path("."),
 ) -> None:
     """Download a finished job's outputs from the object store (fresh presigned URLs), with a progress bar."""
-    from rich.progress import DownloadColumn, TransferSpeedColumn
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     from geminivideo.storage.fetch import fetch_outputs
     from geminivideo.storage.outputs import stored_outputs

@@ -124,7 +124,10 @@ def ml_app() -> Celery:
 
 
 # ─── Submit ──────────────────────────────────────────────────────────────────────────────────────
-def submit(kind: JobKind, payload: BaseModel | dict[str, Any], *, record: bool = True) -> str:
+def submit(
+    kind: JobKind, payload: BaseModel | dict[str, Any], *, record: bool = True, tenant_id: str | None = None,
+    task_id: str | None = None,
+) -> str:
     """Validate, record and enqueue one video job; return its task id.
 
     The row is written before the message is sent, so a fast worker never finishes a job the database
@@ -133,10 +136,11 @@ def submit(kind: JobKind, payload: BaseModel | dict[str, Any], *, record: bool =
     spec = KINDS[kind]
     model = payload if isinstance(payload, spec.model) else spec.model.model_validate(payload)
     data = model.model_dump(mode="json", exclude_unset=False)
-    task_id = str(uuid.uuid4())
+    task_id = task_id or str(uuid.uuid4())  # chosen by the caller when an Idempotency-Key claimed it first
     if record:
         with session_scope() as session:
-            session.add(VideoJob(task_id=task_id, kind=str(kind), payload=data, status=TaskStatus.QUEUED.value))
+            session.add(VideoJob(task_id=task_id, kind=str(kind), payload=data, status=TaskStatus.QUEUED.value,
+                                 tenant_id=tenant_id))
     try:
         send(spec.task, *spec.as_call(data), task_id=task_id)
     except DependencyUnavailable as exc:
@@ -162,6 +166,14 @@ def send(task: TaskName, args: list[Any], kwargs: dict[str, Any], *, task_id: st
 def _record(task_id: str) -> VideoJob | None:
     with session_scope() as session:
         return session.get(VideoJob, task_id)
+
+
+def job_visible(task_id: str, tenant_id: str | None) -> bool:
+    """Whether a caller limited to ``tenant_id`` (None: every tenant) may see the job: its row says whose it is."""
+    if tenant_id is None:
+        return True
+    row = _record(task_id)
+    return row is not None and row.tenant_id == tenant_id
 
 
 def _update_record(
@@ -239,7 +251,9 @@ def _task_name_for(row: VideoJob | None) -> str | None:
     return str(KINDS[JobKind(row.kind)].task) if row is not None and row.kind in JobKind.__members__.values() else None
 
 
-def list_jobs(*, kind: JobKind | None = None, status: TaskStatus | None = None, limit: int = 50) -> list[VideoJob]:
+def list_jobs(
+    *, kind: JobKind | None = None, status: TaskStatus | None = None, limit: int = 50, tenant_id: str | None = None
+) -> list[VideoJob]:
     from sqlalchemy import select
 
     query = select(VideoJob).order_by(VideoJob.created_at.desc()).limit(limit)
@@ -247,6 +261,8 @@ def list_jobs(*, kind: JobKind | None = None, status: TaskStatus | None = None, 
         query = query.where(VideoJob.kind == str(kind))
     if status is not None:
         query = query.where(VideoJob.status == status.value)
+    if tenant_id is not None:
+        query = query.where(VideoJob.tenant_id == tenant_id)
     with session_scope() as session:
         return list(session.scalars(query))
 

@@ -7,13 +7,16 @@ process; tests and scripts that change the environment call ``get_settings.cache
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from geminivideo.errors import ConfigError
+from geminivideo.security.masking import mask, mask_value
 
 DEFAULT_FLOWER_PASSWORD = "changeme"
 _DB_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg")
@@ -21,6 +24,13 @@ _REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 _BROKER_SCHEMES = (*_REDIS_SCHEMES, "amqp://", "amqps://", "pyamqp://")
 _FORBIDDEN_ROOTS = (Path("/"), Path.home())
 _S3_PREFIX = r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\x00]*)?$"
+
+
+SignatureVersion = Literal["v1", "v2", "v3"]
+
+
+def _all_signature_versions() -> list[SignatureVersion]:
+    return ["v1", "v2", "v3"]
 
 
 def _split_colon_list(value: Any) -> Any:
@@ -33,6 +43,39 @@ def _split_comma_list(value: Any) -> Any:
     if isinstance(value, str):
         return [part for part in (p.strip() for p in value.split(",")) if part]
     return value
+
+
+# Settings that hold a credential without being SecretStr: URLs may carry a password, keys are keys.
+_CREDENTIAL_SETTINGS = ("redis_url", "celery_broker_url", "celery_result_backend", "database_url", "api_keys")
+
+
+def secret_setting_names(settings_cls: type[BaseSettings]) -> list[str]:
+    """Every setting that can hold a secret: the SecretStr ones and the URLs and keys above."""
+    return [name for name, info in settings_cls.model_fields.items()
+            if name in _CREDENTIAL_SETTINGS or "SecretStr" in str(info.annotation)]
+
+
+class _SecretFiles(PydanticBaseSettingsSource):
+    """``NAME_FILE=/run/secrets/name`` for every secret setting (Docker and Kubernetes secrets): the file's
+    content, trailing newline stripped. Setting both ``NAME`` and ``NAME_FILE`` is an error, not a guess."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False  # everything is read in __call__
+
+    def __call__(self) -> dict[str, Any]:
+        environ = {key.upper(): value for key, value in os.environ.items()}
+        values: dict[str, Any] = {}
+        for name in secret_setting_names(self.settings_cls):
+            path = environ.get(f"{name.upper()}_FILE")
+            if not path:
+                continue
+            if environ.get(name.upper()):
+                raise ConfigError(f"both {name.upper()} and {name.upper()}_FILE are set: keep one")
+            try:
+                values[name] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise ConfigError(f"{name.upper()}_FILE={path}: cannot read it ({exc.strerror})") from None
+        return values
 
 
 class Settings(BaseSettings):
@@ -82,6 +125,27 @@ class Settings(BaseSettings):
     faiss_num_threads: int = Field(1, ge=1, le=256)
 
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Authentication is on unless explicitly "off" (then only loopback clients are served, as admin).
+    api_auth: Literal["on", "off"] = "on"
+    # Abuse limits (api/limits.py): token buckets per key in Redis, open event streams per API process.
+    rate_limit_jobs_per_minute: float = Field(60.0, gt=0)
+    rate_limit_jobs_burst: int = Field(20, ge=1)
+    rate_limit_ml_per_minute: float = Field(120.0, gt=0)
+    rate_limit_ml_burst: int = Field(30, ge=1)
+    sse_max_streams_per_key: int = Field(10, ge=1)
+    sse_max_streams: int = Field(200, ge=1)
+    # Behind a proxy: HubSpot signs the public URL, not the one uvicorn sees. PUBLIC_BASE_URL names it;
+    # else uvicorn rebuilds it from X-Forwarded-* sent by FORWARDED_ALLOW_IPS (uvicorn reads that variable).
+    public_base_url: str | None = Field(None, pattern=r"^https?://[^/?#\s]+(/[^?#\s]*)?$")
+    forwarded_allow_ips: str = "127.0.0.1"
+    hubspot_signature_versions: Annotated[list[SignatureVersion], NoDecode] = Field(
+        default_factory=_all_signature_versions, min_length=1)
+    max_request_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # Resource limits of every FFmpeg/ffprobe child (security/rlimits.py); 0 turns one off.
+    ffmpeg_max_memory_mb: int = Field(8192, ge=0)
+    ffmpeg_max_cpu_s: int = Field(6 * 3600, ge=0)
+    ffmpeg_max_file_size_mb: int = Field(50 * 1024, ge=0)
+    ffmpeg_max_open_files: int = Field(1024, ge=0)
     api_host: str = "127.0.0.1"
     api_port: int = Field(8003, gt=0, lt=65536)
 
@@ -114,20 +178,30 @@ class Settings(BaseSettings):
     # Object storage (storage/): media in and out as s3:// URIs, SigV4 always. No endpoint = AWS S3.
     s3_endpoint_url: str | None = Field(None, pattern=r"^https?://[^\s]+$")
     aws_access_key_id: SecretStr | None = None
-    aws_access_key_id_file: Path | None = None
     aws_secret_access_key: SecretStr | None = None
-    aws_secret_access_key_file: Path | None = None
     aws_region: str = Field("us-east-1", pattern=r"^[a-z0-9-]{2,32}$")
     storage_buckets: Annotated[list[str], NoDecode] = Field(default_factory=list)  # allow-list, like MEDIA_ROOTS
     output_url: str | None = Field(None, pattern=_S3_PREFIX)  # outputs go here (s3://bucket/prefix/) when set
     index_url: str | None = Field(None, pattern=_S3_PREFIX)  # winner index objects + pointer when set
     max_input_bytes: int = Field(20 * 1024**3, gt=0)  # an s3:// input larger than this is refused from its HEAD
     presign_expiry_s: int = Field(3600, ge=1, le=7 * 24 * 3600)  # SigV4 presigned URLs live at most 7 days
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _SecretFiles(settings_cls), dotenv_settings, file_secret_settings
 
     @field_validator("media_roots", mode="before")
     @classmethod
     def _parse_media_roots(cls, value: Any) -> Any:
         return _split_colon_list(value)
+
+    @field_validator("hubspot_signature_versions", mode="before")
+    @classmethod
+    def _parse_signature_versions(cls, value: Any) -> Any:
+        return _split_comma_list(value.lower()) if isinstance(value, str) else value
 
     @field_validator("api_keys", mode="before")
     @classmethod
@@ -252,8 +326,8 @@ def _describe(error: ValidationError) -> str:
     for item in error.errors():
         field = ".".join(str(p) for p in item["loc"]) or "settings"
         given = item.get("input")
-        shown = "" if isinstance(given, dict) else f" (got {given!r})"
-        lines.append(f"  {field.upper()}: {item['msg']}{shown}")
+        shown = "" if isinstance(given, dict) else f" (got {mask_value(given)!r})"
+        lines.append(f"  {field.upper()}: {mask(item['msg'])}{shown}")
     return "invalid configuration:\n" + "\n".join(lines)
 
 

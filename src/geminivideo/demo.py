@@ -116,6 +116,10 @@ class Demo:
             # The demo signs its own webhooks for the API it starts; a real secret is never invented.
             os.environ["HUBSPOT_CLIENT_SECRET"] = f"demo-{uuid.uuid4().hex}"
             _refresh_settings()
+        if get_settings().api_auth == "on" and not get_settings().api_keys:
+            # The API refuses to start without a key: the demo makes a one-run admin key for itself.
+            os.environ["API_KEYS"] = f"demo={uuid.uuid4().hex}{uuid.uuid4().hex}"
+            _refresh_settings()
         host = _hostname()
         workers = [
             ("video", [str(q) for q in VIDEO_QUEUE_ORDER], f"demo-video-{self.run_id}@{host}"),
@@ -237,7 +241,8 @@ class Demo:
     def _wait_webhooks(self, keys: list[str]) -> list[dict[str, Any]]:
         deadline = time.monotonic() + 120
         while True:
-            events = [httpx.get(f"{self.api_url}/api/webhooks/hubspot/events/{k}", timeout=10).json() for k in keys]
+            events = [httpx.get(f"{self.api_url}/api/webhooks/hubspot/events/{k}", headers=_api_headers(),
+                                timeout=10).json() for k in keys]
             if all(e.get("status") not in ("pending", "enqueued", "processing") for e in events):
                 return events
             if time.monotonic() > deadline:
@@ -382,6 +387,12 @@ def _refresh_settings() -> None:
     get_settings.cache_clear()
     reset_redis()
     dispose_engine()
+
+
+def _api_headers() -> dict[str, str]:
+    """The demo's key for the API it started (none needed when API_AUTH=off)."""
+    keys = get_settings().api_keys
+    return {"X-API-Key": keys[0].partition("=")[2] or keys[0]} if keys else {}
 
 
 def _hostname() -> str:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from geminivideo.contracts import ML_QUEUE_ORDER, VIDEO_QUEUE_ORDER, QueueName
+from geminivideo.security.masking import mask
 
 APPS = {"video": "geminivideo.video.celery_app:app", "ml": "geminivideo.ml.celery_app:app"}
 
@@ -73,7 +74,7 @@ def redis_check(url: str, timeout_s: float = 3.0) -> int:
 
     if procs.redis_answers(url, timeout_s):
         return 0
-    print(f"Redis does not answer at {url}: start it (redis-server, or `docker compose up -d redis`) "
+    print(f"Redis does not answer at {mask(url)}: start it (redis-server, or `docker compose up -d redis`) "
           "or point REDIS_URL at a running one", file=sys.stderr)
     return 1
 
@@ -142,9 +143,10 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("plan", help="print the worker families, one per line")
     check = sub.add_parser("redis-check", help="exit 1 unless Redis answers")
-    check.add_argument("url")
+    # URLs come from the environment by default: a password in argv is visible to every user in `ps`.
+    check.add_argument("url", nargs="?", default=None, help="Redis URL (default: REDIS_URL)")
     ready = sub.add_parser("wait-ready", help="wait until workers answer inspect ping")
-    ready.add_argument("--broker", required=True)
+    ready.add_argument("--broker", default=None, help="broker URL (default: CELERY_BROKER_URL or REDIS_URL)")
     ready.add_argument("--timeout", type=float, default=60.0)
     ready.add_argument("targets", nargs="+", metavar="HOSTNAME[=PID]")
     beat = sub.add_parser("beat-health", help="exit 1 unless a beat of the app holds its RedBeat lock")
@@ -158,11 +160,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "plan":
         print_plan()
         return 0
-    if args.command == "redis-check":
-        return redis_check(args.url)
-    if args.command == "wait-ready":
-        return wait_ready(args.broker, args.targets, args.timeout)
     from geminivideo.config import get_settings
+
+    if args.command == "redis-check":
+        return redis_check(args.url or get_settings().redis_url)
+    if args.command == "wait-ready":
+        return wait_ready(args.broker or get_settings().broker_url, args.targets, args.timeout)
 
     return beat_health(args.redis or get_settings().redis_url, args.app)
 

@@ -70,6 +70,11 @@ def build_values(root: Path, redis_url: str, sqlite_url: str) -> dict[str, str]:
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "UNACKED_RESTORE_INTERVAL_S": "2",
+        # Tests talk to APIs they start on loopback; the security tests turn authentication on themselves.
+        "API_AUTH": "off",
+        # Every test shares the "local" key's buckets: limits far above what the suite sends (one test lowers them).
+        "RATE_LIMIT_JOBS_PER_MINUTE": "60000", "RATE_LIMIT_JOBS_BURST": "10000",
+        "RATE_LIMIT_ML_PER_MINUTE": "60000", "RATE_LIMIT_ML_BURST": "10000",
     }
 
 

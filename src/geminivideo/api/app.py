@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from geminivideo import __version__
-from geminivideo.api import health, jobs, ml, rag, webhooks
+from geminivideo.api import auth, health, jobs, limits, ml, rag, webhooks
 from geminivideo.api.errors import register_error_handlers
 
 
@@ -16,9 +16,12 @@ def create_app() -> FastAPI:
         description="Webhooks, video jobs, budget sampler, fatigue, approvals and winner search.",
     )
     register_error_handlers(app)
+    app.include_router(auth.router)  # its lifespan refuses to start without a usable key
     app.include_router(health.router)
     app.include_router(webhooks.router)
     app.include_router(jobs.router)
     app.include_router(ml.router)
     app.include_router(rag.router)
+    app.add_middleware(limits.BodySizeLimit)  # MAX_REQUEST_BODY_BYTES on every route
+    auth.document_security(app)
     return app

@@ -1,20 +1,10 @@
-"""Shared request dependencies (API key check)."""
+"""Shared request dependencies. Authentication lives in ``geminivideo.api.auth``; ``require_api_key`` stays
+as the name for "any valid key, no particular scope" for code written before scopes existed."""
 
 from __future__ import annotations
 
-import hmac
+from geminivideo.api.auth import current_principal
 
-from fastapi import Header, HTTPException, status
+require_api_key = current_principal
 
-from geminivideo.config import get_settings
-
-
-def require_api_key(x_api_key: str | None = Header(default=None)) -> None:
-    """When API_KEYS is set, every job and ML endpoint needs one of them in ``X-API-Key``."""
-    keys = get_settings().api_keys
-    if not keys:
-        return
-    if x_api_key is None or not any(hmac.compare_digest(x_api_key, key) for key in keys):
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED, "missing or invalid X-API-Key", {"WWW-Authenticate": "ApiKey"}
-        )
+__all__ = ["require_api_key"]

@@ -17,7 +17,7 @@ import sqlalchemy.exc
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 
-from geminivideo.api.deps import require_api_key
+from geminivideo.api.auth import Admin, AdsWrite, Principal, WebhooksRead, ads_or_404
 from geminivideo.config import Settings, get_settings
 from geminivideo.contracts import PipelineConfig, SamplerFeedback, TrackClick, utcnow
 from geminivideo.db.session import session_scope
@@ -48,7 +48,6 @@ async def _lifespan(_app: FastAPI) -> AsyncIterator[None]:
 
 router = APIRouter(lifespan=_lifespan)
 SettingsDep = Annotated[Settings, Depends(get_settings)]
-ApiKey = Depends(require_api_key)
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:
@@ -64,6 +63,15 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def signed_uri(settings: Settings, request: Request) -> str:
+    """The URL HubSpot signed: ``PUBLIC_BASE_URL`` + path and query when set (a proxy in front rewrites the
+    host and scheme), else the request's own (uvicorn applies trusted X-Forwarded-* from FORWARDED_ALLOW_IPS)."""
+    if settings.public_base_url is None:
+        return str(request.url)
+    query = f"?{request.url.query}" if request.url.query else ""
+    return settings.public_base_url.rstrip("/") + request.url.path + query
+
+
 def _check_signature(settings: Settings, request: Request, body: bytes) -> str:
     if not settings.hubspot_verify_signatures:
         return "unverified"
@@ -75,8 +83,8 @@ def _check_signature(settings: Settings, request: Request, body: bytes) -> str:
             "(set it, or HUBSPOT_VERIFY_SIGNATURES=false for local testing only)",
         )
     try:
-        return verify(secret, method=request.method,
-                      uri=str(request.url), body=body, headers=request.headers)
+        return verify(secret, method=request.method, uri=signed_uri(settings, request), body=body,
+                      headers=request.headers, versions=settings.hubspot_signature_versions)
     except SignatureRejected as exc:
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, str(exc)) from None
 
@@ -103,35 +111,45 @@ def _in_session(fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(session, *args, **kwargs)
 
 
-@router.get("/api/webhooks/hubspot/events", tags=["webhooks"], dependencies=[ApiKey])
+def _portals(principal: Principal) -> list[int] | None:
+    """A tenant key reads only the events of its tenant's HubSpot portals; None: every event."""
+    if principal.tenant_id is None:
+        return None
+    return list(_in_session(webhook_store.tenant_portals, principal.tenant_id))
+
+
+@router.get("/api/webhooks/hubspot/events", tags=["webhooks"])
 def list_webhook_events(
+    principal: WebhooksRead,
     status_: Annotated[str | None, Query(alias="status", pattern=r"^[a-z]{1,16}$")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """Stored events, newest first; ``?status=failed`` lists the ones that need a person."""
-    return _in_session(webhook_store.list_events, status=status_, limit=limit)
+    return _in_session(webhook_store.list_events, status=status_, limit=limit, portals=_portals(principal))
 
 
-@router.get("/api/webhooks/hubspot/events/{key}", tags=["webhooks"], dependencies=[ApiKey])
-def get_webhook_event(key: str) -> dict[str, Any]:
+@router.get("/api/webhooks/hubspot/events/{key}", tags=["webhooks"])
+def get_webhook_event(key: str, principal: WebhooksRead) -> dict[str, Any]:
     """One stored event by its idempotency key (as returned by the webhook endpoint)."""
-    event = _in_session(webhook_store.get_event, key)
+    event = _in_session(webhook_store.get_event, key, portals=_portals(principal))
     if event is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no webhook event with key {key!r}")
     return event
 
 
-@router.put("/api/webhooks/pipelines/{tenant_id}", tags=["webhooks"], dependencies=[ApiKey])
-def put_pipeline(tenant_id: str, config: PipelineConfig) -> dict[str, Any]:
+@router.put("/api/webhooks/pipelines/{tenant_id}", tags=["webhooks"])
+def put_pipeline(tenant_id: str, config: PipelineConfig, principal: Admin) -> dict[str, Any]:
     """Set a tenant's deal pipeline (stage probabilities or fixed values, average deal value, portal)."""
     _in_session(hubspot.save_pipeline, tenant_id, config)  # a portal_id of another tenant: Conflict, 409
     return {"tenant_id": tenant_id, **config.model_dump(mode="json")}
 
 
-@router.post("/api/ml/attribution/track-click", tags=["attribution"], dependencies=[ApiKey],
-             status_code=status.HTTP_201_CREATED)
-def track_click(click: TrackClick) -> dict[str, Any]:
+@router.post("/api/ml/attribution/track-click", tags=["attribution"], status_code=status.HTTP_201_CREATED)
+def track_click(click: TrackClick, principal: AdsWrite) -> dict[str, Any]:
     """Record an ad click with its identifiers (fingerprint components are hashed here)."""
+    ads_or_404(principal, [click.ad_id])
+    if principal.tenant_id is not None:
+        click = click.model_copy(update={"tenant_id": principal.tenant_id})
     def _record(session: Any) -> dict[str, Any]:
         row = attribution.record_click(session, click)
         return {"id": row.id, "ad_id": row.ad_id, "fingerprint_hash": row.fingerprint_hash,
@@ -140,8 +158,9 @@ def track_click(click: TrackClick) -> dict[str, Any]:
     return _in_session(_record)
 
 
-@router.post("/api/ml/battle-hardened/feedback", tags=["sampler"], dependencies=[ApiKey])
-def sampler_feedback(feedback: SamplerFeedback) -> dict[str, Any]:
+@router.post("/api/ml/battle-hardened/feedback", tags=["sampler"])
+def sampler_feedback(feedback: SamplerFeedback, principal: AdsWrite) -> dict[str, Any]:
     """Add external outcome feedback to an ad's sampler state (once per ``feedback_id``)."""
+    ads_or_404(principal, [feedback.ad_id])
     applied, state = _in_session(record_feedback, feedback)  # an unknown ad: NotFound, 404
     return {"applied": applied, "state": state}

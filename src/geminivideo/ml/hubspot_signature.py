@@ -17,7 +17,7 @@ import base64
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from geminivideo.errors import PermanentError
 
@@ -86,12 +86,20 @@ def _check_timestamp(raw: str | None, now_ms: int) -> str:
 
 
 def verify(
-    secret: str, *, method: str, uri: str, body: bytes, headers: Mapping[str, str], now_ms: int | None = None
+    secret: str, *, method: str, uri: str, body: bytes, headers: Mapping[str, str], now_ms: int | None = None,
+    versions: Collection[str] = ("v1", "v2", "v3"),
 ) -> str:
-    """Check the request's signature; return the version that passed, or raise SignatureRejected."""
+    """Check the request's signature; return the version that passed, or raise SignatureRejected.
+
+    ``versions`` are the ones accepted (``HUBSPOT_SIGNATURE_VERSIONS``): ``("v3",)`` refuses the legacy
+    signatures, which cover no timestamp and so can be replayed forever.
+    """
     lowered = {key.lower(): value for key, value in headers.items()}
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     if given := lowered.get(HEADER_V3):
+        if "v3" not in versions:
+            raise SignatureRejected(f"signature version v3 is not accepted here (HUBSPOT_SIGNATURE_VERSIONS: "
+                                    f"{', '.join(versions)})")
         timestamp = _check_timestamp(lowered.get(HEADER_TIMESTAMP), now_ms)
         if not _same(v3_signature(secret, method, uri, body, timestamp), given):
             raise SignatureRejected("X-HubSpot-Signature-v3 does not match the request (method, URI, body, timestamp)")
@@ -100,6 +108,9 @@ def verify(
     if not given:
         raise SignatureRejected("missing X-HubSpot-Signature-v3 (or legacy X-HubSpot-Signature) header")
     version = lowered.get(HEADER_VERSION, "v1").strip().lower()
+    if version in ("v1", "v2") and version not in versions:
+        raise SignatureRejected(f"signature version {version} is not accepted here (HUBSPOT_SIGNATURE_VERSIONS: "
+                                f"{', '.join(versions)}); send X-HubSpot-Signature-v3")
     if version == "v1":
         expected = v1_signature(secret, body)
     elif version == "v2":

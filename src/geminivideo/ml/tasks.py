@@ -24,7 +24,15 @@ from geminivideo.ml.celery_app import app
 
 # No task_status keys: at webhook volume (hundreds a second) 24-hour progress keys would fill Redis, and
 # each event's state is kept in webhook_events (GET /api/webhooks/hubspot/events/<key>).
-@app.task(name=str(TaskName.PROCESS_HUBSPOT_WEBHOOK), bind=True, shared=False, publishes_progress=False)
+def _event_repr(args: Any, kwargs: Any) -> dict[str, str]:
+    """A direct caller's event shows as its key, like a batch does: never its IP addresses or user agents."""
+    event = args[0] if args else (kwargs or {}).get("event")
+    key = _key(event) if isinstance(event, dict) else "unkeyed"
+    return webhook_store.batch_repr([key])
+
+
+@app.task(name=str(TaskName.PROCESS_HUBSPOT_WEBHOOK), bind=True, shared=False, publishes_progress=False,
+          message_repr=staticmethod(_event_repr))  # staticmethod: a plain function would bind as a method
 def process_hubspot_webhook(self: GeminiTask, event: dict[str, Any]) -> dict[str, Any]:
     # The message id keys a change sent without an eventKey, so a redelivered message credits once.
     return hubspot.process_event(event, delivery_id=self.request.id).model_dump(mode="json")

@@ -26,7 +26,7 @@ from geminivideo.celery_base import task_priority
 from geminivideo.contracts import TASK_QUEUE, TaskName, utcnow
 from geminivideo.db.dialect import dialect_insert as dialect_insert  # its old home; callers may still import it
 from geminivideo.db.dialect import insert_ignoring_conflicts, is_postgresql
-from geminivideo.db.models.webhooks import EventStatus, WebhookEvent
+from geminivideo.db.models.webhooks import EventStatus, TenantPipeline, WebhookEvent
 from geminivideo.ml.hubspot_events import IncomingEvent
 
 log = logging.getLogger(__name__)
@@ -264,15 +264,31 @@ def event_view(row: WebhookEvent) -> dict[str, Any]:
     }
 
 
-def get_event(session: Session, key: str) -> dict[str, Any] | None:
-    row = session.scalars(select(WebhookEvent).where(WebhookEvent.idempotency_key == key)).first()
+def tenant_portals(session: Session, tenant_id: str) -> list[int]:
+    """The HubSpot portals a tenant's pipeline names: the events a key limited to that tenant may read."""
+    rows = session.scalars(select(TenantPipeline.portal_id).where(TenantPipeline.tenant_id == tenant_id))
+    return [p for p in rows if p is not None]
+
+
+def get_event(session: Session, key: str, *, portals: Sequence[int] | None = None) -> dict[str, Any] | None:
+    """One event by key; with ``portals``, only an event from one of those portals."""
+    query = select(WebhookEvent).where(WebhookEvent.idempotency_key == key)
+    if portals is not None:
+        query = query.where(WebhookEvent.portal_id.in_(portals))
+    row = session.scalars(query).first()
     return event_view(row) if row else None
 
 
-def list_events(session: Session, *, status: str | None, limit: int) -> dict[str, Any]:
+def list_events(
+    session: Session, *, status: str | None, limit: int, portals: Sequence[int] | None = None
+) -> dict[str, Any]:
+    """Events newest first with the total; ``portals`` limits both to events from those portals."""
     query = select(WebhookEvent)
     counted = select(func.count()).select_from(WebhookEvent)
     if status:
         query, counted = query.where(WebhookEvent.status == status), counted.where(WebhookEvent.status == status)
+    if portals is not None:
+        query = query.where(WebhookEvent.portal_id.in_(portals))
+        counted = counted.where(WebhookEvent.portal_id.in_(portals))
     rows = session.scalars(query.order_by(WebhookEvent.received_at.desc()).limit(limit))
     return {"total": session.scalar(counted) or 0, "events": [event_view(r) for r in rows]}

@@ -13,15 +13,14 @@ import base64
 import hashlib
 import os
 import threading
-from pathlib import Path
 from typing import Any
 
 import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
+from pydantic import SecretStr
 
 from geminivideo.config import Settings, get_settings
-from geminivideo.errors import ConfigError
 
 CONNECT_TIMEOUT_S = 5
 READ_TIMEOUT_S = 60
@@ -33,14 +32,8 @@ _clients: dict[tuple[int, int], BaseClient] = {}
 
 
 def _secret(settings: Settings, name: str) -> str | None:
-    """``NAME`` or the first line of the file ``NAME_FILE`` names (Docker/Kubernetes secrets)."""
-    path: Path | None = getattr(settings, f"{name}_file")
-    if path is not None:
-        try:
-            return path.read_text(encoding="utf-8").strip() or None
-        except OSError as exc:
-            raise ConfigError(f"{name.upper()}_FILE: cannot read {path}: {exc.strerror}") from None
-    value = getattr(settings, name)
+    """``NAME`` (or the file ``NAME_FILE`` names: config.py reads it, for Docker/Kubernetes secrets)."""
+    value: SecretStr | None = getattr(settings, name)
     return (value.get_secret_value() or None) if value is not None else None
 
 

@@ -5,6 +5,8 @@
 - FFmpeg runs in its own session and dies with its parent (``PR_SET_PDEATHSIG``), so a killed pool
   child or a hard time limit never leaves an encoder running; any exception (soft time limit,
   revoke) kills the whole group before it propagates.
+- Each child runs under resource limits (address space, CPU time, file size, open files; see
+  ``security/rlimits.py``), so a decoder bug or a decompression bomb fails instead of taking the host.
 - Progress comes from FFmpeg's own ``-progress pipe:1`` output, scaled against the expected duration.
 - ``atomic_output`` writes under a hidden temporary name and renames on success only, and only while the
   running attempt still holds its task's lease (``leases/fencing.py``); a lost attempt's FFmpeg is killed.
@@ -30,6 +32,7 @@ from typing import Any
 from geminivideo.errors import MediaUnreadable, OutOfSpace, ProcessingFailed
 from geminivideo.leases import fencing
 from geminivideo.progress import ProgressCallback
+from geminivideo.security import rlimits
 
 PROTOCOL_WHITELIST = "file,pipe"
 # Demuxers of real media containers and still images; notably absent: hls, concat, lavfi, tee, ffmetadata.
@@ -86,9 +89,10 @@ def _fps(stream: dict[str, Any]) -> float:
 def probe_json(path: Path | str, *, timeout_s: float = 60) -> dict[str, Any]:
     cmd = ["ffprobe", "-v", "error", "-protocol_whitelist", PROTOCOL_WHITELIST, "-format_whitelist",
            MEDIA_DEMUXERS, "-show_format", "-show_streams", "-of", "json", str(path)]
+    limits = rlimits.from_settings(probe=True)
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, check=False,
-                              start_new_session=True, preexec_fn=_die_with_parent)
+                              start_new_session=True, preexec_fn=rlimits.preexec(limits, _die_with_parent))
     except subprocess.TimeoutExpired:
         raise MediaUnreadable(f"{path}: ffprobe did not finish within {timeout_s:.0f} s") from None
     if done.returncode != 0:
@@ -170,8 +174,9 @@ def run_ffmpeg(
     """
     cmd = ["ffmpeg", "-hide_banner", "-nostdin", "-y", "-loglevel", "error", "-nostats", "-progress", "pipe:1",
            *args]
+    limits = rlimits.from_settings().for_command(cmd, gpu_env=bool(env))
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                            start_new_session=True, preexec_fn=_die_with_parent,
+                            start_new_session=True, preexec_fn=rlimits.preexec(limits, _die_with_parent),
                             env={**os.environ, **env} if env else None)
     stderr = _StderrTail(proc.stderr)
     stderr.start()
@@ -222,6 +227,12 @@ def _raise_for_exit(code: int | None, tail: list[str], what: str, timed_out: boo
     text = "\n".join(tail[-10:])
     if timed_out:
         raise ProcessingFailed(f"{what} exceeded its time limit of {timeout_s:.0f} s and was killed")
+    if "Cannot allocate memory" in text:
+        raise ProcessingFailed(f"{what} needed more memory than FFMPEG_MAX_MEMORY_MB allows (a frame this large "
+                               f"is refused: a decompression bomb, or raise the limit)\n{text}")
+    if code in (-signal.SIGXCPU, -signal.SIGXFSZ):
+        limit = "FFMPEG_MAX_CPU_S" if code == -signal.SIGXCPU else "FFMPEG_MAX_FILE_SIZE_MB"
+        raise ProcessingFailed(f"{what} was stopped at its {limit} limit\n{text}")
     if "No space left on device" in text:
         raise OutOfSpace(f"{what} failed: no space left on the output device\n{text}")
     raise ProcessingFailed(f"{what} failed (exit code {code}):\n{text or '(no error output)'}")

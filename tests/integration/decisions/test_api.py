@@ -20,7 +20,7 @@ from tests.support.env import applied
 
 @pytest.fixture
 def client(database_url: str) -> Iterator[TestClient]:
-    with TestClient(create_app()) as test_client:
+    with TestClient(create_app(), client=("127.0.0.1", 50000)) as test_client:
         yield test_client
 
 
@@ -65,13 +65,15 @@ def test_sampler_reads_the_database_and_its_proposals_go_through_approval(client
     change = listed["changes"][0]
     assert change["source"] == "sampler" and change["status"] == "pending_approval"
     assert client.get(f"/api/ml/approvals/{change['id']}").json()["id"] == change["id"]
-    decision = {"decided_by": "alice@example.com", "note": "ok"}
+    decision = {"note": "ok"}
     approved = client.post(f"/api/ml/approvals/{change['id']}/approve", json=decision)
     assert approved.status_code == 200 and approved.json()["status"] == "approved"
+    assert approved.json()["decided_by"] == "local"  # the caller (API_AUTH=off: loopback "local"), not the body
     again = client.post(f"/api/ml/approvals/{change['id']}/reject", json=decision)
     assert again.status_code == 409 and "only pending_approval" in again.text
     assert client.post("/api/ml/approvals/999999999/approve", json=decision).status_code == 404
-    assert client.post(f"/api/ml/approvals/{change['id']}/approve", json={"note": "x"}).status_code == 422
+    forged = {"decided_by": "mallory", "note": "x"}
+    assert client.post(f"/api/ml/approvals/{change['id']}/approve", json=forged).status_code == 422
     assert client.get("/api/ml/approvals", params={"status": "bogus"}).status_code == 422
 
 

@@ -189,7 +189,7 @@ def test_cancel_kills_the_running_ffmpeg_and_a_queued_job(
 def test_api_key_and_unreachable_dependencies(ops_env: dict[str, str], ops_logs: Path) -> None:
     # Given an API whose Redis does not answer and that requires an API key
     dead = f"redis://127.0.0.1:{procs.free_port()}/0"
-    env = {**ops_env, "REDIS_URL": dead, "API_KEYS": "k1,k2"}
+    env = {**ops_env, "REDIS_URL": dead, "API_KEYS": "k1,k2", "API_AUTH": "on"}
     proc, base = start_api(env, ops_logs / "api-degraded.log", wait_healthy=False)
     try:
         health = httpx.get(f"{base}/health", timeout=30)

@@ -17,7 +17,7 @@ from tests.support.env import applied
 
 @pytest.fixture
 def api() -> Iterator[TestClient]:
-    with TestClient(create_app()) as client:
+    with TestClient(create_app(), client=("127.0.0.1", 50000)) as client:
         yield client
 
 
@@ -112,6 +112,6 @@ def test_an_ad_without_dna_is_a_404_naming_the_reason(api: TestClient, shop: Sho
 
 
 def test_an_api_key_is_required_when_configured(api: TestClient, index_dir: Path) -> None:
-    with applied({"API_KEYS": "secret-key"}):
+    with applied({"API_KEYS": "secret-key", "API_AUTH": "on"}):
         assert api.get("/api/ml/rag/stats").status_code == 401
         assert api.get("/api/ml/rag/stats", headers={"X-API-Key": "secret-key"}).status_code == 200

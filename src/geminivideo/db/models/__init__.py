@@ -2,6 +2,7 @@
 
 from geminivideo.db.models.core import Ad, AdDailyMetric, AdSamplerState, Tenant, VideoJob
 from geminivideo.db.models.decisions import *  # noqa: F403
+from geminivideo.db.models.security import *  # noqa: F403
 from geminivideo.db.models.webhooks import *  # noqa: F403
 from geminivideo.db.models.winners import *  # noqa: F403
 
