@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from geminivideo import __version__
-from geminivideo.api import health, jobs, ml, rag, webhooks
+from geminivideo.api import health, jobs, metrics, ml, rag, webhooks
 
 
 def create_app() -> FastAPI:
@@ -18,5 +18,6 @@ def create_app() -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(jobs.router)
     app.include_router(ml.router)
+    app.include_router(metrics.router)
     app.include_router(rag.router)
     return app
