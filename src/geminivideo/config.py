@@ -104,6 +104,19 @@ class Settings(BaseSettings):
     cleanup_partial_age_s: float = Field(3600.0, ge=0)  # FFmpeg temp outputs untouched this long are orphans
     beat_probe_interval_s: float | None = Field(None, ge=1)  # each beat also sends its app's ping task
 
+    # Meta Marketing API (ml/platforms/meta.py): hourly insights sync and execution of approved changes.
+    meta_ad_accounts: Annotated[list[str], NoDecode] = Field(default_factory=list)  # "act_1:tenant,act_2"
+    meta_access_token: SecretStr | None = None
+    meta_access_token_file: Path | None = None
+    meta_api_version: str = Field("v26.0", pattern=r"^v\d+\.\d+$")
+    meta_execute: bool = False  # false: approved changes are recorded only, nothing is sent to Meta
+    meta_graph_url: str = Field("https://graph.facebook.com", pattern=r"^https?://[^/]+$")
+    meta_sync_days: int = Field(7, ge=1, le=90)  # each sync re-reads this many days, so corrections arrive
+    meta_async_after_days: int = Field(14, ge=1)  # longer ranges use the asynchronous report job
+    meta_poll_interval_s: float = Field(5.0, gt=0)
+    meta_throttle_wait_s: float = Field(60.0, ge=0)  # wait on a rate-limit answer that names no time
+    meta_timeout_s: float = Field(60.0, gt=0)
+
     @field_validator("media_roots", mode="before")
     @classmethod
     def _parse_media_roots(cls, value: Any) -> Any:
@@ -113,6 +126,22 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_api_keys(cls, value: Any) -> Any:
         return _split_comma_list(value)
+
+    @field_validator("meta_ad_accounts", mode="before")
+    @classmethod
+    def _parse_meta_accounts(cls, value: Any) -> Any:
+        return _split_comma_list(value)
+
+    @model_validator(mode="after")
+    def _meta_token_from_file(self) -> Settings:
+        if self.meta_access_token is None and self.meta_access_token_file is not None:
+            try:
+                token = self.meta_access_token_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"META_ACCESS_TOKEN_FILE: cannot read {str(self.meta_access_token_file)!r}: "
+                                 f"{exc.strerror}") from None
+            object.__setattr__(self, "meta_access_token", SecretStr(token))
+        return self
 
     @field_validator("beat_timezone")
     @classmethod

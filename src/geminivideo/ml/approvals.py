@@ -332,14 +332,20 @@ def claim_approved(session: Session, limit: int, owner: str, now: datetime) -> l
 
 def execute_approved_changes(
     limit: int = 100, *, client_factory: ClientFactory = recording_client, gates: SafetyGates | None = None,
+    owner: str | None = None,
 ) -> dict[str, Any]:
-    """Run approved changes through the safety gates and the ad-platform client; return what happened."""
+    """Run approved changes through the safety gates and the ad-platform client; return what happened.
+
+    ``owner`` (the task id) claims the rows: a redelivered execution (its worker killed mid-call) finds the rows
+    it had claimed still ``executing`` and runs them again; the client reads before it writes, so nothing is
+    applied twice.
+    """
     if not 1 <= limit <= 10_000:
         raise InvalidPayload(f"limit must be 1..10000, got {limit}")
     gates = gates or SafetyGates()
     now = utcnow()
     expired, interrupted = expire_stale_changes(now), _fail_interrupted(now)
-    owner = uuid.uuid4().hex
+    owner = owner or uuid.uuid4().hex
     with session_scope() as session:
         claimed = claim_approved(session, limit, owner, now)
     outcomes: Counter[str] = Counter()
