@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import threading
@@ -79,8 +80,8 @@ def usage_headers(pct: float, regain_minutes: int = 0) -> dict[str, str]:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the stdlib's name)
-        pass
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet: pytest shows failures, not every request
 
     def do_GET(self) -> None:
         self._serve("GET")
@@ -213,10 +214,8 @@ class _Handler(BaseHTTPRequestHandler):
         for key, value in headers.items():
             self.send_header(key, value)
         self.end_headers()
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # the client was killed mid-call
             self.wfile.write(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the client was killed mid-call
 
 
 class _Server(ThreadingHTTPServer):
