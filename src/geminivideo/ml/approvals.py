@@ -315,16 +315,17 @@ def claim_approved(session: Session, limit: int, owner: str, now: datetime) -> l
     """Mark up to ``limit`` approved rows ``executing`` for ``owner``; concurrent claimers get disjoint rows."""
     pending = (select(PendingAdChange.id).where(PendingAdChange.status == ChangeStatus.APPROVED)
                .order_by(PendingAdChange.decided_at, PendingAdChange.id).limit(limit))
+    target: Any = None
     if session.get_bind().dialect.name == "postgresql":
         ids = list(session.scalars(pending.with_for_update(skip_locked=True)))
-        if not ids:
-            return []
-        target = PendingAdChange.id.in_(ids)
+        target = PendingAdChange.id.in_(ids) if ids else None
     else:
         target = PendingAdChange.id.in_(pending.scalar_subquery())
-    session.execute(update(PendingAdChange).where(target, PendingAdChange.status == ChangeStatus.APPROVED).values(
-        status=ChangeStatus.EXECUTING.value, claimed_by=owner, claimed_at=now, updated_at=now,
-        attempts=PendingAdChange.attempts + 1), execution_options={"synchronize_session": False})
+    if target is not None:
+        session.execute(update(PendingAdChange).where(target, PendingAdChange.status == ChangeStatus.APPROVED).values(
+            status=ChangeStatus.EXECUTING.value, claimed_by=owner, claimed_at=now, updated_at=now,
+            attempts=PendingAdChange.attempts + 1), execution_options={"synchronize_session": False})
+    # Rows this owner claimed earlier and still holds: a redelivered execution takes its own rows back.
     return list(session.scalars(select(PendingAdChange.id).where(
         PendingAdChange.claimed_by == owner, PendingAdChange.status == ChangeStatus.EXECUTING)
         .order_by(PendingAdChange.id)))

@@ -10,9 +10,10 @@ import pytest
 
 from geminivideo.db.session import session_scope
 from geminivideo.ml.datagen import ensure_tenant
+from geminivideo.procs import ManagedProcess
 from tests.support.meta_graph import GraphState, graph_standin
 
-MetaWorker = Callable[..., str]
+MetaWorker = Callable[..., tuple[str, ManagedProcess]]
 
 
 @pytest.fixture
@@ -37,13 +38,13 @@ def meta_env(base_url: str, database_url: str, **extra: str) -> dict[str, str]:
 
 @pytest.fixture
 def meta_worker(start_worker, graph: tuple[str, GraphState], database_url: str) -> MetaWorker:  # type: ignore[no-untyped-def]
-    """Start an ML worker on a private queue with the Meta settings (plus ``extra``); return the queue."""
+    """Start an ML worker on a private queue with the Meta settings (plus ``extra``); return queue and process."""
 
-    def _start(concurrency: int = 1, **extra: str) -> str:
+    def _start(concurrency: int = 1, **extra: str) -> tuple[str, ManagedProcess]:
         queue = f"meta-{uuid.uuid4().hex[:8]}"
-        start_worker("ml", queues=[queue], concurrency=concurrency, name="meta",
-                     **meta_env(graph[0], database_url, **extra))
-        return queue
+        proc = start_worker("ml", queues=[queue], concurrency=concurrency, name="meta",
+                            **meta_env(graph[0], database_url, **extra))
+        return queue, proc
 
     return _start
 

@@ -47,7 +47,7 @@ def test_sync_pages_and_async_job_land_every_row_once(
     _, state = graph
     state.rows["act_1001"] = insight_rows("act_1001", ads=30, days=recent_days(20))
     state.page_size = 30
-    queue = meta_worker(META_AD_ACCOUNTS=f"act_1001:{tenant}", META_ASYNC_AFTER_DAYS="7")
+    queue, _ = meta_worker(META_AD_ACCOUNTS=f"act_1001:{tenant}", META_ASYNC_AFTER_DAYS="7")
 
     short = sync_ad_metrics.apply_async(kwargs={"days": 3}, queue=queue).get(timeout=TIMEOUT_S)
     (account,) = short["accounts"]
@@ -74,7 +74,7 @@ def test_throttling_slows_the_sync_without_losing_rows(
     state.usage_pct = 80.0  # every answer says the account is at 80 % of its limit
     state.faults.append(Fault(path="act_2002/insights", code=17, message="User request limit reached",
                               subcode=2446079, times=2))
-    queue = meta_worker(META_AD_ACCOUNTS=f"act_2002:{tenant}")
+    queue, _ = meta_worker(META_AD_ACCOUNTS=f"act_2002:{tenant}")
     result = sync_ad_metrics.apply_async(kwargs={"days": 3}, queue=queue).get(timeout=TIMEOUT_S)
     (account,) = result["accounts"]
     assert (account["status"], account["rows"]) == ("synced", 60)
@@ -88,7 +88,7 @@ def test_expired_token_fails_permanently_saying_so(
 ) -> None:
     _, state = graph
     state.expired_tokens.add("test-token")
-    queue = meta_worker(META_AD_ACCOUNTS=f"act_3003:{tenant}")
+    queue, _ = meta_worker(META_AD_ACCOUNTS=f"act_3003:{tenant}")
     result = sync_ad_metrics.apply_async(kwargs={"days": 3}, queue=queue)
     with pytest.raises(PlatformAuthError, match=r"token expired or invalid \(code 190, subcode 463.*renew META_ACCESS"):
         result.get(timeout=TIMEOUT_S)
