@@ -24,6 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -150,17 +151,21 @@ def _count_chars(handle: TextIO, done: list[int]) -> Iterator[str]:
         yield line
 
 
-def csv_rows(handle: TextIO, done: list[int]) -> Iterator[tuple[int, dict[str, str]]]:
-    """(line number, canonical field -> text) for every non-empty data row of a CSV."""
+def csv_rows(handle: TextIO, done: list[int]) -> Iterator[tuple[int, StageRow | dict[str, str]]]:
+    """(line number, parsed row) for every non-empty data row of a CSV; rows the fast parser cannot take
+    whole come as (line number, canonical field -> text) for ``parse_row`` to parse or explain."""
     reader = csv.reader(_count_chars(handle, done))
     header = next(reader, None)
     if header is None:
         return
     columns = column_map(header)
+    fast = fast_parser(columns)
     for values in reader:
-        if not values or all(not v.strip() for v in values):
-            continue
-        yield reader.line_num, {f: values[i] if i < len(values) else "" for f, i in columns.items()}
+        row = fast(reader.line_num, values)
+        if row is not None:
+            yield reader.line_num, row
+        elif values and any(v.strip() for v in values):
+            yield reader.line_num, {f: values[i] if i < len(values) else "" for f, i in columns.items()}
 
 
 def jsonl_rows(handle: TextIO, done: list[int]) -> Iterator[tuple[int, dict[str, str] | str]]:
@@ -235,8 +240,8 @@ def _float(fields: Mapping[str, str], name: str, *, lenient: bool = False) -> fl
         if lenient:  # Ads Manager writes "Using campaign budget" in the budget column
             return None
         raise _Bad(f"{name} = {fields[name]!r} is not a number") from None
-    if value < 0 or value != value:
-        raise _Bad(f"{name} = {raw} must be a number >= 0")
+    if not 0 <= value < math.inf:
+        raise _Bad(f"{name} = {raw} must be a finite number >= 0")
     return value
 
 
@@ -271,6 +276,39 @@ def parse_row(line: int, fields: Mapping[str, str]) -> StageRow:
     return (line, ad_id, day, impressions, None if reach == -1 else reach, _float(fields, "frequency"), clicks,
             spend, conversions, _float(fields, "budget", lenient=True), campaign or "unassigned",
             (fields.get("ad_name") or ad_id).strip()[:256])
+
+
+def fast_parser(columns: Mapping[str, int]) -> Callable[[int, list[str]], StageRow | None]:
+    """A parser for clean rows (plain numbers, ISO dates) that is several times faster than ``parse_row``;
+    it answers None for anything else, and ``parse_row`` then parses the row or says what is wrong with it."""
+    ad_i, day_i, imp_i, clk_i, spend_i = (columns[f] for f in REQUIRED)
+    reach_i, freq_i, conv_i, budget_i, end_i, cid_i, cname_i, name_i = (columns.get(f) for f in (
+        "reach", "frequency", "conversions", "budget", "day_end", "campaign_id", "campaign_name", "ad_name"))
+
+    def parse(line: int, v: list[str]) -> StageRow | None:
+        try:
+            ad_id, day_text = v[ad_i], v[day_i]
+            day = date.fromisoformat(day_text)
+            impressions, clicks, spend = int(v[imp_i]), int(v[clk_i]), float(v[spend_i])
+            reach = int(v[reach_i]) if reach_i is not None and v[reach_i] else None
+            frequency = float(v[freq_i]) if freq_i is not None and v[freq_i] else None
+            conversions = int(v[conv_i]) if conv_i is not None and v[conv_i] else 0
+            budget = float(v[budget_i]) if budget_i is not None and v[budget_i] else None
+            if end_i is not None and v[end_i] and v[end_i] != day_text:
+                return None
+            campaign = (v[cid_i] if cid_i is not None else "") or (v[cname_i] if cname_i is not None else "")
+            name = v[name_i] if name_i is not None else ""
+        except (ValueError, IndexError):
+            return None
+        if (not ad_id or len(ad_id) > 128 or ad_id != ad_id.strip() or not 0 <= clicks <= impressions
+                or not 0 <= spend < math.inf or conversions < 0 or (reach is not None and not 0 <= reach <= impressions)
+                or (frequency is not None and not 0 <= frequency < math.inf)
+                or (budget is not None and not 0 <= budget < math.inf)):
+            return None
+        return (line, ad_id, day, impressions, reach, frequency, clicks, spend, conversions, budget,
+                campaign.strip()[:128] or "unassigned", name.strip()[:256] or ad_id)
+
+    return parse
 
 
 # ─── Staging and merging ────────────────────────────────────────────────────────────────────────────
@@ -352,6 +390,9 @@ def _create_ads(stage: _Stage, tenant_id: str) -> int:
             "daily_budget": round(float(budget if budget is not None else spend or 0.0), 2),
             "launched_at": datetime.combine(_as_date(first), time(0), UTC), "created_at": now}
            for ad_id, campaign, name, budget, spend, first in rows]
+    if stage.dialect == "postgresql" and new:  # COPY: 33,000 new ads in a fraction of a second
+        copy_rows(stage.session, "ads", list(new[0]), (tuple(r.values()) for r in new))
+        return len(new)
     for start in range(0, len(new), 5000):
         stage.session.execute(insert(Ad), new[start:start + 5000])
     return len(new)
@@ -386,7 +427,7 @@ def _upsert(stage: _Stage) -> None:
 
 
 # ─── Pipeline ───────────────────────────────────────────────────────────────────────────────────────
-RawRows = Iterable[tuple[int, Mapping[str, str] | str]]
+RawRows = Iterable[tuple[int, StageRow | Mapping[str, str] | str]]  # parsed, to parse, or an error text
 
 
 def run_import(
@@ -423,14 +464,17 @@ def _stage_rows(
     batch: list[StageRow] = []
     for line, fields in rows:
         report.rows_read += 1
-        if isinstance(fields, str):
+        if isinstance(fields, tuple):
+            parsed = fields
+        elif isinstance(fields, str):
             report.add_error(line, fields)
             continue
-        try:
-            parsed = parse_row(line, fields)
-        except _Bad as exc:
-            report.add_error(line, str(exc))
-            continue
+        else:
+            try:
+                parsed = parse_row(line, fields)
+            except _Bad as exc:
+                report.add_error(line, str(exc))
+                continue
         if skip or not report.bad_rows:  # once a row is bad and nothing will be imported, only validate
             batch.append(parsed)
         if len(batch) >= BATCH_ROWS:
