@@ -422,7 +422,9 @@ def _upsert(stage: _Stage) -> None:
     changed += " OR (excluded.budget IS NOT NULL AND " + stage.distinct("ad_daily_metrics.budget",
                                                                          "excluded.budget") + ")"
     # "WHERE true": SQLite needs it to parse ON CONFLICT after INSERT … SELECT.
-    stage.sql(f"INSERT INTO ad_daily_metrics ({columns}) SELECT {columns} FROM {STAGE} WHERE true "
+    # In (ad_id, day) order the index pages a run of rows touches are adjacent (fewer random page visits).
+    order = " ORDER BY ad_id, day" if stage.dialect == "postgresql" else ""
+    stage.sql(f"INSERT INTO ad_daily_metrics ({columns}) SELECT {columns} FROM {STAGE} WHERE true{order} "
               f"ON CONFLICT (ad_id, day) DO UPDATE SET {sets} WHERE {changed}")
 
 
@@ -435,12 +437,20 @@ def run_import(
     on_batch: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Parse, stage, check and merge ``rows`` (line number, fields or an error text) in one transaction."""
+    return merge_import(lambda stage, report: _stage_rows(stage, rows, report, skip_bad_rows, on_batch),
+                        tenant_id, source=source, skip_bad_rows=skip_bad_rows)
+
+
+def merge_import(
+    fill: Callable[[_Stage, ImportReport], None], tenant_id: str, *, source: str, skip_bad_rows: bool,
+) -> ImportReport:
+    """One import transaction: ``fill`` stages the rows (and reports bad ones), then check and merge."""
     if not tenant_id or len(tenant_id) > 128:
         raise InvalidPayload(f"tenant: give a tenant id of 1-128 characters, got {tenant_id!r}")
     report = ImportReport(tenant_id=tenant_id, source=source)
     with session_scope() as session:
         stage = _Stage(session)
-        _stage_rows(stage, rows, report, skip_bad_rows, on_batch)
+        fill(stage, report)
         _check_duplicates(stage, report, skip_bad_rows)
         _check_tenants(stage, report, skip_bad_rows)
         if report.bad_rows and not skip_bad_rows:
@@ -505,14 +515,22 @@ def import_metrics_file(
         raise InvalidPayload(f"FILE: {str(path)!r} is not a readable file")
     kind = detect_format(path, fmt)
     total, done = path.stat().st_size, [0]
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        rows: RawRows = csv_rows(handle, done) if kind == "csv" else jsonl_rows(handle, done)
 
-        def on_batch(_rows: int) -> None:
-            if progress is not None:
-                progress(min(done[0], total), total)
+    def on_batch(_rows: int) -> None:
+        if progress is not None:
+            progress(min(done[0], total), total)
 
-        report = run_import(rows, tenant_id, source=str(path), skip_bad_rows=skip_bad_rows, on_batch=on_batch)
+    def fill(stage: _Stage, report: ImportReport) -> None:
+        if kind == "csv" and stage.dialect == "postgresql":
+            from geminivideo.ml.metrics_pgcsv import stage_csv  # PostgreSQL parses the CSV itself
+
+            if stage_csv(stage, path, report, skip_bad_rows, progress):
+                return
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            rows = csv_rows(handle, done) if kind == "csv" else jsonl_rows(handle, done)
+            _stage_rows(stage, rows, report, skip_bad_rows, on_batch)
+
+    report = merge_import(fill, tenant_id, source=str(path), skip_bad_rows=skip_bad_rows)
     if progress is not None:  # characters were counted, the size is in bytes: end the bar at the size
         progress(total, total)
     return report

@@ -8,6 +8,7 @@ third replaces exactly that day; a file with three bad rows is refused with the 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -143,3 +144,20 @@ def test_cli_and_api_import(tenant: str, tmp_path: Path, test_env: HarnessEnv, d
         assert httpx.post(url, content=too_many, timeout=60).status_code == 413
     finally:
         api.stop()
+
+
+def test_the_demo_loads_its_histories_through_the_import_command(database_url: str, tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from geminivideo.db.models import AdSamplerState
+    from geminivideo.demo import TENANT, Demo
+
+    demo = Demo(console=Console(file=open(os.devnull, "w")), workdir=tmp_path)  # noqa: SIM115
+    for _ in range(2):  # a re-run starts from the same histories
+        rows = dict(demo.step_ad_data())
+        assert "2285 daily rows imported from ad-metrics.csv: 2285 rows for 80 ads (80 new)" in rows["ad histories"]
+    assert (tmp_path / "ad-metrics.csv").is_file()
+    with session_scope() as session:
+        ads = session.scalars(select(Ad.id).where(Ad.tenant_id == TENANT)).all()
+        credited = session.scalar(select(func.count()).select_from(AdSamplerState).where(AdSamplerState.ad_id.in_(ads)))
+    assert len(ads) == 80 and day_rows(TENANT) == 2285 and credited == 80
