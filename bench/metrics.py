@@ -69,8 +69,11 @@ def timed_import(path: Path, database_url: str) -> dict[str, Any]:
         raise SystemExit(f"import failed ({done.returncode}):\n{done.stdout}\n{done.stderr[-2000:]}")
     # ru_maxrss of children is the largest of any waited-for child: each run is measured in a fresh process
     # tree, see main(); in KiB on Linux.
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    return {"wall_s": round(wall_s, 2), "peak_rss_mb": round(peak_mb, 1), "load_1m_before": load,
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    peak_mb = usage.ru_maxrss / 1024
+    # The command's own CPU (parsing, COPY formatting): the rest of the wall time is PostgreSQL's work and waiting.
+    return {"wall_s": round(wall_s, 2), "command_cpu_s": round(usage.ru_utime + usage.ru_stime, 2),
+            "peak_rss_mb": round(peak_mb, 1), "load_1m_before": load,
             "load_1m_after": load_average_1m(), "summary": done.stdout.strip()}
 
 
@@ -120,9 +123,9 @@ def main() -> None:
     if stored != dataset.metric_rows:
         raise SystemExit(f"stored {stored} rows, expected {dataset.metric_rows}")
     rows = [{**r, "rows": dataset.metric_rows, "rows_per_s": round(dataset.metric_rows / r["wall_s"])} for r in runs]
-    print_table(f"{'run':<24} {'rows':>10} {'wall s':>8} {'rows/s':>9} {'peak MB':>8} {'load':>5}",
-                [f"{r['run']:<24} {r['rows']:>10,} {r['wall_s']:>8.2f} {r['rows_per_s']:>9,} "
-                 f"{r['peak_rss_mb']:>8.0f} {r['load_1m_before']:>5.2f}" for r in rows])
+    print_table(f"{'run':<24} {'rows':>10} {'wall s':>8} {'cmd CPU s':>9} {'rows/s':>9} {'peak MB':>8} {'load':>5}",
+                [f"{r['run']:<24} {r['rows']:>10,} {r['wall_s']:>8.2f} {r['command_cpu_s']:>9.2f} "
+                 f"{r['rows_per_s']:>9,} {r['peak_rss_mb']:>8.0f} {r['load_1m_before']:>5.2f}" for r in rows])
     first = rows[0]
     verdict = first["wall_s"] <= TARGET_S and first["peak_rss_mb"] <= TARGET_MB
     print(f"target <= {TARGET_S:.0f} s and <= {TARGET_MB:.0f} MB for the first import: "
