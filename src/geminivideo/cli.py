@@ -45,11 +45,13 @@ approvals_app = typer.Typer(help="The approval queue (pending ad changes).", no_
 winners_app = typer.Typer(help="The winner index.", no_args_is_help=True)
 webhook_app = typer.Typer(help="HubSpot webhooks.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+metrics_app = typer.Typer(help="Daily ad metrics (imports).", no_args_is_help=True)
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(winners_app, name="winners")
 app.add_typer(webhook_app, name="webhook")
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(metrics_app, name="metrics")
 
 Wait = Annotated[
     bool, typer.Option("--wait", "-w", help="Follow progress until the job ends (exit 1 unless it completed).")
@@ -292,6 +294,34 @@ def db_upgrade() -> None:
 
     upgrade(get_settings().database_url)
     console.print("[green]database at the latest revision[/]")
+
+
+@metrics_app.command("import")
+def metrics_import(
+    file: Annotated[Path, typer.Argument(help="CSV (Ads Manager export or project columns) or JSON Lines.")],
+    tenant: Annotated[str, typer.Option("--tenant", help="Tenant the ads belong to.")],
+    skip_bad_rows: Annotated[bool, typer.Option("--skip-bad-rows", help="Import the good rows of a file "
+                                                "with bad ones (they are listed).")] = False,
+    fmt: Annotated[str | None, typer.Option("--format", help="csv or jsonl (default: from the extension)")] = None,
+) -> None:
+    """Upsert daily ad metrics by (tenant, ad, day): a re-import changes nothing, a corrected day replaces it."""
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+
+    from geminivideo.ml.metrics_import import import_metrics_file
+
+    with Progress(TextColumn("[bold]import"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
+                  console=err_console) as bar:
+        task = bar.add_task("import", total=max(file.stat().st_size, 1) if file.is_file() else 1)
+        report = import_metrics_file(file, tenant, skip_bad_rows=skip_bad_rows, fmt=fmt,
+                                     progress=lambda done, total: bar.update(task, completed=done, total=total))
+    for error in sorted(report.errors, key=lambda e: e.line):
+        err_console.print(f"[{'yellow' if report.status == 'imported' else 'red'}]line {error.line}:[/] {error.reason}")
+    if report.bad_rows > len(report.errors):
+        err_console.print(f"… and {report.bad_rows - len(report.errors)} more bad rows")
+    colour = "green" if report.status == "imported" else "red"
+    console.print(f"[{colour}]{report.summary()}[/]")
+    if report.status != "imported":
+        raise typer.Exit(1)
 
 
 # ─── Demo ────────────────────────────────────────────────────────────────────────────────────────

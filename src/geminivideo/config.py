@@ -192,6 +192,17 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return init_settings, env_settings, _SecretFiles(settings_cls), dotenv_settings, file_secret_settings
+    # Meta Marketing API (ml/platforms/meta.py): hourly insights sync and execution of approved changes.
+    meta_ad_accounts: Annotated[list[str], NoDecode] = Field(default_factory=list)  # "act_1:tenant,act_2"
+    meta_access_token: SecretStr | None = None
+    meta_api_version: str = Field("v26.0", pattern=r"^v\d+\.\d+$")
+    meta_execute: bool = False  # false: approved changes are recorded only, nothing is sent to Meta
+    meta_graph_url: str = Field("https://graph.facebook.com", pattern=r"^https?://[^/]+$")
+    meta_sync_days: int = Field(7, ge=1, le=90)  # each sync re-reads this many days, so corrections arrive
+    meta_async_after_days: int = Field(14, ge=1)  # longer ranges use the asynchronous report job
+    meta_poll_interval_s: float = Field(5.0, gt=0)
+    meta_throttle_wait_s: float = Field(60.0, ge=0)  # wait on a rate-limit answer that names no time
+    meta_timeout_s: float = Field(60.0, gt=0)
 
     @field_validator("media_roots", mode="before")
     @classmethod
@@ -226,7 +237,10 @@ class Settings(BaseSettings):
             if bucket is not None and bucket not in self.storage_buckets:
                 raise ValueError(f"{name.upper()}: bucket {bucket!r} is not in STORAGE_BUCKETS "
                                  f"({', '.join(self.storage_buckets) or 'empty'}); add it there")
-        return self
+    @field_validator("meta_ad_accounts", mode="before")
+    @classmethod
+    def _parse_meta_accounts(cls, value: Any) -> Any:
+        return _split_comma_list(value)
 
     @field_validator("beat_timezone")
     @classmethod

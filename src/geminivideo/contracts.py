@@ -36,6 +36,7 @@ class TaskName(StrEnum):
     AUTO_INDEX_WINNER = "auto_index_winner"
     EXECUTE_APPROVED_CHANGES = "execute_approved_changes"
     SWEEP_WEBHOOK_EVENTS = "sweep_webhook_events"
+    SYNC_AD_METRICS = "sync_ad_metrics"  # hourly: ad-platform insights into ad_daily_metrics
     RENDER_VIDEO = "render_video_task"
     GENERATE_PREVIEW = "generate_preview_task"
     TRANSCODE = "transcode_task"
@@ -94,6 +95,7 @@ TASK_QUEUE: dict[TaskName, QueueName] = {
     TaskName.AUTO_INDEX_WINNER: QueueName.BUDGET_OPTIMIZATION,
     TaskName.EXECUTE_APPROVED_CHANGES: QueueName.BUDGET_OPTIMIZATION,
     TaskName.SWEEP_WEBHOOK_EVENTS: QueueName.HUBSPOT_WEBHOOK_EVENTS,
+    TaskName.SYNC_AD_METRICS: QueueName.ML_DEFAULT,
     TaskName.RENDER_VIDEO: QueueName.RENDER,
     TaskName.GENERATE_PREVIEW: QueueName.PREVIEW,
     TaskName.TRANSCODE: QueueName.TRANSCODE,
@@ -113,6 +115,7 @@ ML_TASKS: tuple[TaskName, ...] = (
     TaskName.AUTO_INDEX_WINNER,
     TaskName.EXECUTE_APPROVED_CHANGES,
     TaskName.SWEEP_WEBHOOK_EVENTS,
+    TaskName.SYNC_AD_METRICS,
     TaskName.ML_PING,
 )
 VIDEO_TASKS: tuple[TaskName, ...] = (

@@ -14,6 +14,7 @@ import os
 import random
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -210,12 +211,22 @@ class Demo:
     def step_ad_data(self) -> list[tuple[str, str]]:
         from geminivideo.ml import datagen
 
-        dataset = datagen.generate_ad_histories(n_ads=80, days=30, seed=11, tenant_id=TENANT)
+        # Histories go in the way real ones do: a CSV export loaded by `geminivideo metrics import`.
+        spec = datagen.DatasetSpec(n_ads=80, days=30, seed=11, tenant_id=TENANT)
+        export = self.workdir / "ad-metrics.csv"
+        dataset = datagen.export_metrics_csv(spec, export)
+        datagen.delete_ads(dataset.ad_ids)  # a re-run starts from the same clean histories
+        command = [sys.executable, "-m", "geminivideo.cli", "metrics", "import", str(export), "--tenant", TENANT]
+        done = subprocess.run(command, env=self.child_env(), capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise StepFailed(f"metrics import exited {done.returncode}: {(done.stdout + done.stderr)[-500:]}")
+        datagen.write_outcomes(spec)  # credited pipeline comes from CRM webhooks, not from the export
         self.outputs["ads"] = dataset.ad_ids
         profiles: dict[str, int] = {}
         for truth in dataset.truth.values():
             profiles[truth.profile.value] = profiles.get(truth.profile.value, 0) + 1
-        return [("ad histories", f"{len(dataset.ad_ids)} ads × 30 days, {dataset.metric_rows} daily rows"),
+        return [("ad histories", f"{len(dataset.ad_ids)} ads × 30 days, {dataset.metric_rows} daily rows imported "
+                 f"from {export.name}: {done.stdout.strip()}"),
                 ("profiles", ", ".join(f"{k} {v}" for k, v in sorted(profiles.items())))]
 
     def step_webhooks(self) -> list[tuple[str, str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from geminivideo import __version__
-from geminivideo.api import auth, health, jobs, limits, ml, rag, webhooks
+from geminivideo.api import auth, health, jobs, limits, metrics, ml, rag, webhooks
 from geminivideo.api.errors import register_error_handlers
 
 
@@ -21,6 +21,7 @@ def create_app() -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(jobs.router)
     app.include_router(ml.router)
+    app.include_router(metrics.router)
     app.include_router(rag.router)
     app.add_middleware(limits.BodySizeLimit)  # MAX_REQUEST_BODY_BYTES on every route
     auth.document_security(app)

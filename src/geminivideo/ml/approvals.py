@@ -309,14 +309,14 @@ def claim_approved(session: Session, limit: int, owner: str, now: datetime) -> l
                .order_by(PendingAdChange.decided_at, PendingAdChange.id).limit(limit))
     if is_postgresql(session):
         ids = list(session.scalars(pending.with_for_update(skip_locked=True)))
-        if not ids:
-            return []
-        target = PendingAdChange.id.in_(ids)
+        target = PendingAdChange.id.in_(ids) if ids else None
     else:
         target = PendingAdChange.id.in_(pending.scalar_subquery())
-    session.execute(update(PendingAdChange).where(target, PendingAdChange.status == ChangeStatus.APPROVED).values(
-        status=ChangeStatus.EXECUTING.value, claimed_by=owner, claimed_at=now, updated_at=now,
-        attempts=PendingAdChange.attempts + 1), execution_options={"synchronize_session": False})
+    if target is not None:
+        session.execute(update(PendingAdChange).where(target, PendingAdChange.status == ChangeStatus.APPROVED).values(
+            status=ChangeStatus.EXECUTING.value, claimed_by=owner, claimed_at=now, updated_at=now,
+            attempts=PendingAdChange.attempts + 1), execution_options={"synchronize_session": False})
+    # Rows this owner claimed earlier and still holds: a redelivered execution takes its own rows back.
     return list(session.scalars(select(PendingAdChange.id).where(
         PendingAdChange.claimed_by == owner, PendingAdChange.status == ChangeStatus.EXECUTING)
         .order_by(PendingAdChange.id)))
@@ -324,14 +324,20 @@ def claim_approved(session: Session, limit: int, owner: str, now: datetime) -> l
 
 def execute_approved_changes(
     limit: int = 100, *, client_factory: ClientFactory = recording_client, gates: SafetyGates | None = None,
+    owner: str | None = None,
 ) -> dict[str, Any]:
-    """Run approved changes through the safety gates and the ad-platform client; return what happened."""
+    """Run approved changes through the safety gates and the ad-platform client; return what happened.
+
+    ``owner`` (the task id) claims the rows: a redelivered execution (its worker killed mid-call) finds the rows
+    it had claimed still ``executing`` and runs them again; the client reads before it writes, so nothing is
+    applied twice.
+    """
     if not 1 <= limit <= 10_000:
         raise InvalidPayload(f"limit must be 1..10000, got {limit}")
     gates = gates or SafetyGates()
     now = utcnow()
     expired, interrupted = expire_stale_changes(now), _fail_interrupted(now)
-    owner = uuid.uuid4().hex
+    owner = owner or uuid.uuid4().hex
     with session_scope() as session:
         claimed = claim_approved(session, limit, owner, now)
     outcomes: Counter[str] = Counter()

@@ -27,6 +27,7 @@ def time_limits(settings: Settings) -> Mapping[TaskName, TimeLimit]:
         TaskName.AUTO_INDEX_WINNER: _SHORT,
         TaskName.EXECUTE_APPROVED_CHANGES: TimeLimit(120, 150),
         TaskName.SWEEP_WEBHOOK_EVENTS: TimeLimit(120, 150),
+        TaskName.SYNC_AD_METRICS: _LONG_SCAN,  # async report jobs can take minutes to finish
         TaskName.ML_PING: TimeLimit(10, 15),
     }
 
@@ -51,6 +52,12 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
             "task": str(TaskName.EXECUTE_APPROVED_CHANGES),
             "schedule": timedelta(minutes=2),
             "options": {"expires": 110},
+        },
+        # Ad-platform insights, last META_SYNC_DAYS days each hour (late corrections arrive too).
+        "sync-ad-metrics-hourly": {
+            "task": str(TaskName.SYNC_AD_METRICS),
+            "schedule": crontab(minute=15),
+            "options": {"expires": 50 * 60},
         },
     }
 

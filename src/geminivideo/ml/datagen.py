@@ -459,3 +459,49 @@ def _upsert_metrics(session: Session, records: list[dict[str, Any]]) -> None:
     session.execute(stmt, rows)
 
 
+
+
+# ─── Export for the metrics import ──────────────────────────────────────────────────────────────────
+EXPORT_COLUMNS = ("date", "ad_id", "campaign_id", "impressions", "reach", "frequency", "clicks", "spend",
+                  "conversions", "budget")
+
+
+def export_metrics_csv(spec: DatasetSpec, path: str | Path) -> GeneratedDataset:
+    """Write the dataset's daily rows as a CSV in the project's column names (what ``geminivideo metrics
+    import`` reads), chunk by chunk; return the ground truth. Outcomes are not metrics: see ``write_outcomes``."""
+    truth: dict[str, AdTruth] = {}
+    rows = 0
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(EXPORT_COLUMNS)
+        for chunk in simulate(spec):
+            campaign = dict(zip(chunk.ad_ids, chunk.campaign_ids, strict=True))
+            for ad_id, day, impressions, reach, frequency, clicks, spend, conversions, budget in _metric_rows(
+                    chunk, spec):
+                writer.writerow((day.isoformat(), ad_id, campaign[ad_id], impressions, reach, frequency, clicks,
+                                 spend, conversions, budget))
+                rows += 1
+            truth.update(truth_of(chunk, spec))
+    return GeneratedDataset(spec=spec, truth=truth, metric_rows=rows)
+
+
+def write_outcomes(spec: DatasetSpec) -> int:
+    """Store the dataset's credited pipeline (``ad_sampler_state``) for ads that exist, as the webhook pipeline
+    would have; returns the number of ads written."""
+    written = 0
+    for chunk in simulate(spec):
+        with session_scope() as session:
+            existing = set(session.scalars(select(Ad.id).where(Ad.id.in_(chunk.ad_ids))))
+            session.execute(delete(AdSamplerState).where(AdSamplerState.ad_id.in_(chunk.ad_ids)))
+            state = [r for r in _sampler_rows(chunk) if r["ad_id"] in existing]
+            if state:
+                session.execute(insert(AdSamplerState), state)
+            written += len(state)
+    return written
+
+
+def delete_ads(ad_ids: Sequence[str]) -> None:
+    """Remove ads and everything that cascades from them (a demo re-run starts from clean histories)."""
+    with session_scope() as session:
+        for start in range(0, len(ad_ids), 1000):
+            session.execute(delete(Ad).where(Ad.id.in_(list(ad_ids[start:start + 1000]))))

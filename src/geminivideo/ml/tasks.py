@@ -20,6 +20,7 @@ from geminivideo.contracts import (
 from geminivideo.errors import InvalidPayload, TransientError
 from geminivideo.ml import approvals, fatigue, hubspot, webhook_store, winners
 from geminivideo.ml.celery_app import app
+from geminivideo.ml.platforms import executor, sync
 
 
 # No task_status keys: at webhook volume (hundreds a second) 24-hour progress keys would fill Redis, and
@@ -100,7 +101,23 @@ def auto_index_winner(
 
 @app.task(name=str(TaskName.EXECUTE_APPROVED_CHANGES), bind=True, shared=False, publishes_progress=False)
 def execute_approved_changes(self: GeminiTask, limit: int = 100) -> dict[str, Any]:
-    return approvals.execute_approved_changes(limit=limit)
+    factory, mode = executor.client_factory()  # META_EXECUTE: record only (default) or send to Meta
+    return {**approvals.execute_approved_changes(limit=limit, client_factory=factory, owner=self.request.id),
+            "mode": mode}
+
+
+@app.task(name=str(TaskName.SYNC_AD_METRICS), bind=True, shared=False, publishes_progress=False)
+def sync_ad_metrics(self: GeminiTask, days: int | None = None, accounts: list[str] | None = None) -> dict[str, Any]:
+    """Insights of every META_AD_ACCOUNTS account; rate-limited or failed-for-now accounts run again later."""
+    result = sync.sync_ad_metrics(accounts=accounts, days=days)
+    if result.get("reschedule"):
+        # Only the accounts that did not finish travel again, after Meta's wait (or the usual backoff).
+        countdown = result["wait_s"] or get_exponential_backoff_interval(
+            factor=self.retry_backoff, retries=self.request.retries, maximum=self.retry_backoff_max, full_jitter=True)
+        error = TransientError(f"{len(result['reschedule'])} account(s) to sync again in {countdown:.0f} s: "
+                               + "; ".join(a["error"] or "" for a in result["accounts"] if a["status"] != "synced"))
+        raise self.retry(kwargs={"days": days, "accounts": result["reschedule"]}, exc=error, countdown=countdown)
+    return result
 
 
 @app.task(name=str(TaskName.ML_PING), bind=True, shared=False, publishes_progress=False)

@@ -1,0 +1,1 @@
+"""Ad-platform adapters against a Graph API stand-in on loopback."""
