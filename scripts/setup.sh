@@ -20,6 +20,7 @@ command -v chromium >/dev/null || test_only+=(chromium)
 command -v docker-compose >/dev/null || test_only+=(docker-compose)
 command -v shellcheck >/dev/null || test_only+=(shellcheck)
 command -v rabbitmqctl >/dev/null || test_only+=(rabbitmq-server)  # reliability suite: Redis vs RabbitMQ redelivery
+command -v promtool >/dev/null || test_only+=(prometheus)  # telemetry tests: a real Prometheus and promtool
 
 can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
 if ((${#need_apt[@]} + ${#test_only[@]})) && can_apt; then

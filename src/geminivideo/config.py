@@ -104,6 +104,15 @@ class Settings(BaseSettings):
     cleanup_partial_age_s: float = Field(3600.0, ge=0)  # FFmpeg temp outputs untouched this long are orphans
     beat_probe_interval_s: float | None = Field(None, ge=1)  # each beat also sends its app's ping task
 
+    # Telemetry (geminivideo.telemetry, README "Observability"): log lines, Prometheus metrics, OTLP traces.
+    log_format: Literal["json", "text"] = "text"
+    metrics_token: SecretStr | None = None  # bearer token for /metrics; unset: loopback requests only
+    metrics_token_file: Path | None = None
+    worker_metrics_port: int | None = Field(None, gt=0, lt=65536)  # one /metrics per worker host when set
+    worker_metrics_address: str = "127.0.0.1"
+    prometheus_multiproc_dir: Path | None = None  # where a host's processes share their counters
+    otel_exporter_otlp_endpoint: str | None = None  # traces are set up only when this is set
+
     @field_validator("media_roots", mode="before")
     @classmethod
     def _parse_media_roots(cls, value: Any) -> Any:

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from geminivideo import __version__
 from geminivideo.api import health, jobs, ml, rag, webhooks
+from geminivideo.telemetry.http import instrument_api
 
 
 def create_app() -> FastAPI:
@@ -19,4 +20,5 @@ def create_app() -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(ml.router)
     app.include_router(rag.router)
+    instrument_api(app)  # logs, /metrics, request ids and traces (geminivideo.telemetry)
     return app
