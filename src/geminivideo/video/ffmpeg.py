@@ -28,6 +28,7 @@ from typing import Any
 
 from geminivideo.errors import MediaUnreadable, OutOfSpace, ProcessingFailed
 from geminivideo.progress import ProgressCallback
+from geminivideo.telemetry.tracing import traced
 
 PROTOCOL_WHITELIST = "file,pipe"
 # Demuxers of real media containers and still images; notably absent: hls, concat, lavfi, tee, ffmetadata.
@@ -150,6 +151,7 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
+@traced("ffmpeg")
 def run_ffmpeg(
     args: Sequence[str],
     *,
