@@ -116,6 +116,9 @@ def instrument_api(app: FastAPI) -> None:
     """Everything the API needs, in one call from ``create_app``: logs, metrics, request ids, traces."""
     settings = get_settings()
     logs.configure(settings.log_format)
+    folder = multiprocess_dir()  # several uvicorn workers: each writes here, any of them serves the sum
+    if folder is not None:
+        folder.mkdir(parents=True, exist_ok=True)
     enable_recording()
     metrics()  # created now, so the first scrape already lists every series
     celery_hooks.install()  # stamps the messages this API sends
