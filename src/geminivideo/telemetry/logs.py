@@ -13,6 +13,7 @@ addresses other than loopback, credentials inside URLs and bearer tokens in what
 from __future__ import annotations
 
 import contextvars
+import ipaddress
 import json
 import logging
 import re
@@ -30,7 +31,8 @@ _context: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar("ge
 TEXT_FORMAT = "[%(asctime)s: %(levelname)s/%(processName)s] %(name)s: %(message)s%(context_suffix)s"
 
 _IPV4 = re.compile(r"(?<![\d.])(?:\d{1,3}\.){3}\d{1,3}(?![\d.])")
-_IPV6 = re.compile(r"(?<![\w:])(?:[0-9a-fA-F]{1,4}:){2,7}[0-9a-fA-F]{1,4}(?![\w:])")
+# Candidates only: ``ipaddress`` decides, so clock times such as 12:30:45 stay.
+_IPV6 = re.compile(r"(?<![\w:.])[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w:])")
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)[^/@\s:]*:[^/@\s]*@")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 _KEEP_IPV4 = ("127.", "0.0.0.0")
@@ -46,7 +48,16 @@ def scrub(text: str) -> str:
     text = _URL_CREDENTIALS.sub(r"\g<scheme>[credentials]@", text)
     text = _BEARER.sub(r"\1 [redacted]", text)
     text = _IPV4.sub(_mask_ipv4, text)
-    return _IPV6.sub(lambda m: m.group(0) if m.group(0) == "::1" else "[ip]", text)
+    return _IPV6.sub(_mask_ipv6, text)
+
+
+def _mask_ipv6(match: re.Match[str]) -> str:
+    text = match.group(0)
+    try:
+        address = ipaddress.IPv6Address(text)
+    except ValueError:
+        return text
+    return text if address.is_loopback or address.is_unspecified else "[ip]"
 
 
 @contextmanager
