@@ -34,6 +34,7 @@ from geminivideo.contracts import (
     parse_payload,
 )
 from geminivideo.errors import GeminiVideoError
+from geminivideo.telemetry.logs import configure_for_script
 
 console = Console()
 err_console = Console(stderr=True)
@@ -321,6 +322,7 @@ def main() -> None:
     from kombu.exceptions import OperationalError
     from sqlalchemy.exc import SQLAlchemyError
 
+    configure_for_script()  # LOG_FORMAT for log lines (geminivideo.telemetry.logs)
     try:
         app()
     except GeminiVideoError as exc:

@@ -164,3 +164,15 @@ def quiet_access_log() -> None:
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers = []
         logging.getLogger(name).propagate = True
+
+
+def configure_for_script(level: int = logging.WARNING) -> None:
+    """LOG_FORMAT for a command-line tool's own log lines (its output to people stays as it is)."""
+    from geminivideo.config import get_settings
+    from geminivideo.errors import ConfigError
+
+    try:
+        log_format = get_settings().log_format
+    except ConfigError:
+        return  # the command reports the bad setting itself, in its own words
+    configure(log_format, level)
