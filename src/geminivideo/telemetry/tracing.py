@@ -102,18 +102,33 @@ def _instrument_libraries() -> None:
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
-    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
-    for instrumentor in (CeleryInstrumentor(), RedisInstrumentor(), SQLAlchemyInstrumentor(),
-                         HTTPXClientInstrumentor()):
+    for instrumentor in (CeleryInstrumentor(), RedisInstrumentor(), HTTPXClientInstrumentor()):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()
+
+
+def instrument_engine(engine: Any) -> None:
+    """SQL spans for one engine (``db.session`` calls this for each engine it makes); nothing when tracing is off.
+
+    The SQLAlchemy instrumentor's own entry point refuses SQLAlchemy 2.1 (its declared range ends below it) and
+    patches ``create_engine`` only for modules that import it later; the engine events its tracer hooks are
+    unchanged in 2.1, so the tracer is attached to the engine directly.
+    """
+    if not _STATE["on"]:
+        return
+    from opentelemetry import metrics, trace
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
+
+    usage = metrics.get_meter("geminivideo.db").create_up_down_counter("db.client.connections.usage")
+    EngineTracer(trace.get_tracer("opentelemetry.instrumentation.sqlalchemy"), engine, usage)
 
 
 def instrument_fastapi(app: Any) -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
-    FastAPIInstrumentor.instrument_app(app, excluded_urls="metrics,health")
+    # No spans per ASGI receive/send message: two or three per request that say nothing the request span doesn't.
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="metrics,health", exclude_spans=["receive", "send"])
 
 
 @contextlib.contextmanager

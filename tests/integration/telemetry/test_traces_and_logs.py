@@ -115,6 +115,10 @@ def test_one_submission_is_one_trace_across_api_queue_task_and_ffmpeg(traced: Tr
         parent = by_id[parent]["parent_id"]
     assert "run/transcode_task" in ancestors
     assert run["start_ns"] <= ffmpeg["start_ns"] <= ffmpeg["end_ns"] <= run["end_ns"]
+    whole = [s for s in spans if s["trace_id"] == server["trace_id"]]
+    for service in ("geminivideo-api", "geminivideo-worker"):  # both write the job record; both use Redis
+        systems = {s["attributes"].get("db.system") for s in whole if s["service"] == service}
+        assert {"sqlite", "redis"} <= systems, f"{service}: SQL and Redis spans expected, got {systems}"
 
     api_lines = [line for line in json_lines(traced.deployment.root / "logs" / "api.log")
                  if line.get("request_id") == request_id]
