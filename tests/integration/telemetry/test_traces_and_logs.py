@@ -12,6 +12,7 @@ and no log line anywhere holds a secret, the caller's IP address or its user age
 from __future__ import annotations
 
 import json
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -155,3 +156,17 @@ def test_no_log_line_holds_a_secret_an_ip_address_or_a_user_agent(traced: Traced
     assert "POST /api/webhooks/hubspot 200" in text  # the request lines are there, only scrubbed
     for needle in (secret, TOKEN, CALLER_IP, CALLER_AGENT, "GV-Secret-Agent"):
         assert needle not in text, f"{needle!r} found in the logs"
+
+
+def test_a_beat_logs_json_lines_too(traced: Traced) -> None:
+    argv = [sys.executable, "-m", "celery", "-A", procs.WORKER_APPS["video"], "beat", "-l", "INFO",
+            "-s", str(traced.deployment.root / "beat-schedule")]
+    log = traced.deployment.log("beat.log")
+    beat = procs.spawn("beat", argv, env=traced.deployment.env, log_path=log)
+    try:
+        procs.wait_until(lambda: "Acquired lock" in log.read_text(errors="replace") if log.exists() else False, 60,
+                         what="the beat to take its lock")
+    finally:
+        beat.stop()
+    lines = json_lines(log)
+    assert any(line["logger"] == "celery.beat" and "Acquired lock" in line["message"] for line in lines), lines
