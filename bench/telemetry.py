@@ -2,8 +2,9 @@
 
 - **webhooks**: the real API (uvicorn, one process) ingesting signed 100-event HubSpot batches into a fresh
   PostgreSQL database, concurrency 8. *off*: the same app built without ``instrument_api`` and without the
-  Celery publish hook (no request metrics, ids, access line or spans); *on*: as shipped, plus tracing
-  (OTEL_EXPORTER_OTLP_ENDPOINT) exporting over OTLP/HTTP to a sink in this process that answers 200.
+  Celery publish hook (no request metrics, ids, access line or spans); *metrics*: as shipped, tracing off;
+  *on*: as shipped plus tracing (OTEL_EXPORTER_OTLP_ENDPOINT) exporting over OTLP/HTTP to a sink in this process
+  that answers 200.
 - **render**: ``render_video_task`` on a real worker (concurrency 1). *off*: no WORKER_METRICS_PORT, no
   OTEL endpoint; *on*: the worker host's metrics exporter (multiprocess files) and tracing with the same sink.
 
@@ -23,6 +24,7 @@ import argparse
 import statistics
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,7 +40,6 @@ from _common import (
     load_average_1m,
     output_path,
     print_table,
-    start_bench_worker,
     timed_task,
     video_bench,
     write_results,
@@ -93,23 +94,41 @@ def otlp_sink() -> Iterator[str]:
 
 
 def order(rounds: int) -> list[str]:
-    return [side for r in range(rounds) for side in (("off", "on") if r % 2 == 0 else ("on", "off"))]
+    return rotated(rounds, ["off", "on"])
+
+
+def rotated(rounds: int, sides: list[str]) -> list[str]:
+    """Each round runs every side once; the order turns (and reverses every other round) from round to round."""
+    found = []
+    for r in range(rounds):
+        turn = sides[r % len(sides):] + sides[:r % len(sides)]
+        found += turn if r % 2 == 0 else turn[::-1]
+    return found
 
 
 # ─── webhooks ─────────────────────────────────────────────────────────────────────────────────────
+def start_api(name: str, app: str, env: dict[str, str], logs: Path, app_dir: Path | None) -> tuple[Any, str]:
+    """As bench/webhooks.py starts it (one uvicorn process), with a start-up allowance for a loaded machine."""
+    args = ["--log-level", "warning", "--no-access-log", "--workers", "1"]
+    if app_dir is not None:
+        args += ["--app-dir", str(app_dir)]
+    return procs.start_api(env, logs / f"{name}.log", app=app, name=name, uvicorn_args=args, timeout_s=300)
+
+
 def webhook_sides(env: dict[str, str], work: Path, sink: str, batches: int, rounds: int) -> dict[str, list[Any]]:
     (work / "plain_api.py").write_text(PLAIN_APP)
     name, url = webhooks.create_database()
     base_env = {**env, "DATABASE_URL": url, "HUBSPOT_CLIENT_SECRET": webhooks.SECRET, "LOG_FORMAT": "json"}
     variants = {
         "off": ("plain_api:app", base_env, work),
+        "metrics": ("geminivideo.api:app", base_env, None),
         "on": ("geminivideo.api:app", {**base_env, "OTEL_EXPORTER_OTLP_ENDPOINT": sink}, None),
     }
-    runs: dict[str, list[Any]] = {"off": [], "on": []}
+    runs: dict[str, list[Any]] = {"off": [], "metrics": [], "on": []}
     try:
-        for side in order(rounds):
+        for side in rotated(rounds, ["off", "metrics", "on"]):
             app, side_env, app_dir = variants[side]
-            proc, base = webhooks.start_api(f"api-{side}", app, side_env, work, 1, app_dir)
+            proc, base = start_api(f"api-{side}", app, side_env, work, app_dir)
             try:
                 webhooks.load(side, base, proc.pid, "warm-up", 100, 5, 2, 30, 1)
                 runs[side].append(webhooks.load(side, base, proc.pid, "batch-100", 100, batches, 8, 120, 1))
@@ -125,13 +144,14 @@ def webhook_row(runs: dict[str, list[Any]]) -> dict[str, Any]:
         return float(statistics.median(getattr(r, field) for r in runs[side]))
 
     row: dict[str, Any] = {"bench": "webhooks, 100-event batches"}
-    for side in ("off", "on"):
+    for side in ("off", "metrics", "on"):
         row.update({f"{side}_events_per_s": med(side, "events_per_s"), f"{side}_p99_ms": med(side, "p99_ms"),
                     f"{side}_cpu_ms_per_event": med(side, "server_cpu_ms_per_event"),
                     f"runs_{side}_events_per_s": [r.events_per_s for r in runs[side]],
                     f"errors_{side}": sum(r.errors for r in runs[side])})
     row["throughput_ratio"] = round(row["off_events_per_s"] / row["on_events_per_s"], 3)  # > 1: on is slower
     row["cpu_ratio"] = round(row["on_cpu_ms_per_event"] / row["off_cpu_ms_per_event"], 3)
+    row["metrics_cpu_ratio"] = round(row["metrics_cpu_ms_per_event"] / row["off_cpu_ms_per_event"], 3)
     return row
 
 
@@ -153,7 +173,9 @@ def render_sides(env: dict[str, str], work: Path, sink: str, job: dict[str, Any]
                                    "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics")}}
     runs: dict[str, list[tuple[float, float]]] = {"off": [], "on": []}
     for side in order(rounds):
-        worker = start_bench_worker("video", f"render-{side}", str(QueueName.RENDER), variants[side], work)
+        worker = procs.start_worker("video", queues=[str(QueueName.RENDER)], env=variants[side], concurrency=1,
+                                    hostname=f"bench-render-{side}-{uuid.uuid4().hex[:6]}@localhost",
+                                    log_path=work / f"worker-{side}.log", ready_timeout_s=300)
         try:
             timed_task(worker, lambda: render_video_task.delay(job), 600)  # warm-up: imports, first FFmpeg
             for _ in range(runs_per_round):
@@ -177,13 +199,17 @@ def render_row(runs: dict[str, list[tuple[float, float]]], seconds: float) -> di
 
 
 def show(hook: dict[str, Any], render: dict[str, Any]) -> None:
-    print_table(f"{'bench':<30} {'off':>12} {'on':>12} {'on/off':>7} {'CPU off':>10} {'CPU on':>10} {'CPU on/off':>10}", [
-        f"{hook['bench']:<30} {hook['off_events_per_s']:>8.0f} e/s {hook['on_events_per_s']:>8.0f} e/s "
-        f"{1 / hook['throughput_ratio']:>6.3f} {hook['off_cpu_ms_per_event']:>7.3f} ms {hook['on_cpu_ms_per_event']:>7.3f} ms "
-        f"{hook['cpu_ratio']:>10.3f}",
-        f"{render['bench']:<30} {render['off_s']:>10.2f} s {render['on_s']:>10.2f} s {render['wall_ratio']:>6.3f} "
-        f"{render['off_cpu_s']:>8.2f} s {render['on_cpu_s']:>8.2f} s {render['cpu_ratio']:>10.3f}",
-    ])
+    header = f"{'bench':<30} {'off':>12} {'on':>12} {'on/off':>7} {'CPU off':>10} {'CPU on':>10} {'CPU on/off':>10}"
+    webhook_line = (f"{hook['bench']:<30} {hook['off_events_per_s']:>8.0f} e/s {hook['on_events_per_s']:>8.0f} e/s "
+                    f"{1 / hook['throughput_ratio']:>6.3f} {hook['off_cpu_ms_per_event']:>7.3f} ms "
+                    f"{hook['on_cpu_ms_per_event']:>7.3f} ms {hook['cpu_ratio']:>10.3f}")
+    metrics_line = (f"{'  (metrics only, no tracing)':<30} {'':>12} {hook['metrics_events_per_s']:>8.0f} e/s "
+                    f"{hook['metrics_events_per_s'] / hook['off_events_per_s']:>6.3f} {'':>10} "
+                    f"{hook['metrics_cpu_ms_per_event']:>7.3f} ms {hook['metrics_cpu_ratio']:>10.3f}")
+    render_line = (f"{render['bench']:<30} {render['off_s']:>10.2f} s {render['on_s']:>10.2f} s "
+                   f"{render['wall_ratio']:>6.3f} {render['off_cpu_s']:>8.2f} s {render['on_cpu_s']:>8.2f} s "
+                   f"{render['cpu_ratio']:>10.3f}")
+    print_table(header, [webhook_line, metrics_line, render_line])
 
 
 def main() -> None:
