@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from celery import signals
+from celery.app import trace as celery_trace
 
 from geminivideo.config import get_settings
 from geminivideo.contracts import TaskName
@@ -49,6 +50,9 @@ def install() -> None:
     signals.beat_init.connect(_beat_init, weak=False)
     signals.after_setup_logger.connect(_root_logger_ready, weak=False)
     signals.after_setup_task_logger.connect(_task_logger_ready, weak=False)
+    # Celery's success line ends with the task's return value (deal values, attributions, paths): keep the
+    # line, drop the value. The result stays in the result backend for whoever asked for it.
+    celery_trace.LOG_SUCCESS = "Task %(name)s[%(id)s] succeeded in %(runtime)ss"
 
 
 # ─── sender ───────────────────────────────────────────────────────────────────────────────────────

@@ -130,6 +130,8 @@ def test_one_submission_is_one_trace_across_api_queue_task_and_ffmpeg(traced: Tr
     assert all(line.get("trace_id") == server["trace_id"] for line in worker_lines), worker_lines
     assert all(line["task_name"] == "transcode_task" and line["job_id"] == task_id and line["attempt"] == 1
                for line in worker_lines)
+    assert any("succeeded in" in line["message"] for line in worker_lines)
+    assert not any("output_path" in line["message"] for line in worker_lines), "the task's result was logged"
 
 
 def test_no_log_line_holds_a_secret_an_ip_address_or_a_user_agent(traced: Traced, test_env: HarnessEnv) -> None:
