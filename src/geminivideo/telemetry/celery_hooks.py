@@ -47,6 +47,7 @@ def install() -> None:
     signals.worker_init.connect(_worker_init, weak=False)
     signals.worker_process_init.connect(_worker_process_init, weak=False)
     signals.worker_shutdown.connect(_worker_shutdown, weak=False)
+    signals.worker_process_shutdown.connect(_worker_process_shutdown, weak=False)
     signals.beat_init.connect(_beat_init, weak=False)
     signals.after_setup_logger.connect(_root_logger_ready, weak=False)
     signals.after_setup_task_logger.connect(_task_logger_ready, weak=False)
@@ -70,6 +71,10 @@ def _worker_init(sender: Any = None, **_: Any) -> None:
 
 def _worker_process_init(**_: Any) -> None:
     tracing.setup("geminivideo-worker", get_settings())
+
+
+def _worker_process_shutdown(**_: Any) -> None:
+    tracing.flush()  # a recycled pool child's last spans would otherwise die with it
 
 
 def _worker_shutdown(**_: Any) -> None:

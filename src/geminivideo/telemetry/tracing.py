@@ -124,6 +124,17 @@ def instrument_engine(engine: Any) -> None:
     EngineTracer(trace.get_tracer("opentelemetry.instrumentation.sqlalchemy"), engine, usage)
 
 
+def flush(timeout_ms: int = 5000) -> None:
+    """Export what this process still holds (a pool child about to exit: max-tasks-per-child, shutdown)."""
+    if not _STATE["on"]:
+        return
+    from opentelemetry import trace
+
+    provider = trace.get_tracer_provider()
+    if hasattr(provider, "force_flush"):
+        provider.force_flush(timeout_ms)
+
+
 def instrument_fastapi(app: Any) -> None:
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
