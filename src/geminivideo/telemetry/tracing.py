@@ -3,8 +3,8 @@
 Without the variable nothing is imported beyond this module and every helper here is a constant-time no-op.
 With it, a process gets a tracer provider that exports over OTLP/HTTP (the exporter reads the standard
 ``OTEL_EXPORTER_*`` variables itself) and the library instrumentations: Celery (context travels in the
-message headers from the sender's span to the task's), FastAPI, SQLAlchemy, Redis and httpx (CRM and
-ad-platform calls). ``span()`` adds child spans for FFmpeg runs and model inference.
+message headers from the sender's span to the task's), FastAPI, SQLAlchemy (per engine), the project's Redis
+client and httpx (CRM and ad-platform calls). ``span()`` adds child spans for FFmpeg runs and model inference.
 
 Tests: ``GEMINIVIDEO_TEST_SPAN_FILE`` swaps the OTLP exporter for the SDK's ``InMemorySpanExporter`` and appends
 each finished span to that file as one JSON line, so a test can read the spans of processes it started.
@@ -101,11 +101,24 @@ def span_record(span: Any) -> dict[str, Any]:
 def _instrument_libraries() -> None:
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
-    from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-    for instrumentor in (CeleryInstrumentor(), RedisInstrumentor(), HTTPXClientInstrumentor()):
+    for instrumentor in (CeleryInstrumentor(), HTTPXClientInstrumentor()):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()
+
+
+def instrument_redis_client(client: Any) -> None:
+    """Redis spans for the project's own client (progress, status, locks); nothing when tracing is off.
+
+    Only this client, not every redis-py client: kombu's broker chatter (a dozen commands per message sent) is
+    already one ``apply_async`` span and one ``queue_wait`` span, and a span per command cost the webhook path
+    more than everything else tracing does (bench/telemetry.py).
+    """
+    if not _STATE["on"]:
+        return
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    RedisInstrumentor.instrument_client(client)
 
 
 def instrument_engine(engine: Any) -> None:
