@@ -32,6 +32,8 @@ RUN pip install ".[${EXTRAS}]"
 RUN mkdir -p /data/tmp /data/renders /data/previews /data/media /app/var \
  && chown -R geminivideo:geminivideo /data /app/var
 USER geminivideo
+# Containers log one JSON object per line (LOG_FORMAT=text for people reading a terminal).
+ENV LOG_FORMAT=json
 
 EXPOSE 8003 5555
 CMD ["uvicorn", "geminivideo.api:app", "--host", "0.0.0.0", "--port", "8003"]

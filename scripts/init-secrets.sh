@@ -39,3 +39,6 @@ fi
 # default AWS credential chain); fill them in for S3, GCS HMAC keys or MinIO.
 put aws_access_key_id "${AWS_ACCESS_KEY_ID:-}"
 put aws_secret_access_key "${AWS_SECRET_ACCESS_KEY:-}"
+# Telemetry: the bearer token Prometheus sends to /metrics (API and worker hosts), and Grafana's admin password.
+put metrics_token "$(random)"
+put grafana_admin_password "$(random)"

@@ -23,6 +23,7 @@ command -v rabbitmqctl >/dev/null || test_only+=(rabbitmq-server)  # reliability
 # Object-store tests: a real S3-compatible store (Swift + s3api) started by scripts/objectstore.sh.
 command -v swift-proxy-server >/dev/null || test_only+=(swift swift-proxy swift-object swift-container swift-account)
 command -v memcached >/dev/null || test_only+=(memcached)
+command -v promtool >/dev/null || test_only+=(prometheus)  # telemetry tests: a real Prometheus and promtool
 
 can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
 if ((${#need_apt[@]} + ${#test_only[@]})) && can_apt; then

@@ -37,6 +37,7 @@ from geminivideo.leases.rabbitmq import consumer_arguments
 from geminivideo.progress import ProgressPublisher
 from geminivideo.redis_client import get_redis, reset_redis
 from geminivideo.redis_transport import TRANSPORT_PATH as REDIS_TRANSPORT
+from geminivideo.telemetry import celery_hooks
 
 log = logging.getLogger(__name__)
 
@@ -323,6 +324,7 @@ def build_config(spec: AppSpec, settings: Settings) -> dict[str, Any]:
 def make_celery(spec: AppSpec) -> Celery:
     app = Celery(f"geminivideo.{spec.name}", include=list(spec.include), task_cls=GeminiTask, set_as_current=False)
     app.add_defaults(lambda: build_config(spec, get_settings()))
+    celery_hooks.install()  # metrics, log fields and trace context for every task (geminivideo.telemetry)
     return app
 
 

@@ -34,6 +34,7 @@ from geminivideo.contracts import (
 )
 from geminivideo.errors import GeminiVideoError
 from geminivideo.security.cli import keys_app
+from geminivideo.telemetry.logs import configure_for_script
 from geminivideo.terminal import follow_job, progress_bars, signed_post
 
 console = Console()
@@ -344,6 +345,7 @@ def main() -> None:
     from kombu.exceptions import OperationalError
     from sqlalchemy.exc import SQLAlchemyError
 
+    configure_for_script()  # LOG_FORMAT for log lines (geminivideo.telemetry.logs)
     try:
         app()
     except GeminiVideoError as exc:

@@ -203,6 +203,13 @@ class Settings(BaseSettings):
     meta_poll_interval_s: float = Field(5.0, gt=0)
     meta_throttle_wait_s: float = Field(60.0, ge=0)  # wait on a rate-limit answer that names no time
     meta_timeout_s: float = Field(60.0, gt=0)
+    # Telemetry (geminivideo.telemetry, README "Observability"): log lines, Prometheus metrics, OTLP traces.
+    log_format: Literal["json", "text"] = "text"
+    metrics_token: SecretStr | None = None  # bearer token for /metrics; unset: loopback requests only
+    worker_metrics_port: int | None = Field(None, gt=0, lt=65536)  # one /metrics per worker host when set
+    worker_metrics_address: str = "127.0.0.1"
+    prometheus_multiproc_dir: Path | None = None  # where a host's processes share their counters
+    otel_exporter_otlp_endpoint: str | None = None  # traces are set up only when this is set
 
     @field_validator("media_roots", mode="before")
     @classmethod
@@ -237,6 +244,8 @@ class Settings(BaseSettings):
             if bucket is not None and bucket not in self.storage_buckets:
                 raise ValueError(f"{name.upper()}: bucket {bucket!r} is not in STORAGE_BUCKETS "
                                  f"({', '.join(self.storage_buckets) or 'empty'}); add it there")
+        return self
+
     @field_validator("meta_ad_accounts", mode="before")
     @classmethod
     def _parse_meta_accounts(cls, value: Any) -> Any:

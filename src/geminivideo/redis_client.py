@@ -11,6 +11,7 @@ import threading
 import redis
 
 from geminivideo.config import get_settings
+from geminivideo.telemetry.tracing import instrument_redis_client
 
 _lock = threading.Lock()
 _client: redis.Redis | None = None
@@ -30,6 +31,7 @@ def get_redis() -> redis.Redis:
                 health_check_interval=30,
                 retry_on_timeout=True,
             )
+            instrument_redis_client(_client)  # Redis spans when tracing is on (geminivideo.telemetry)
             _client_pid = os.getpid()
         return _client
 

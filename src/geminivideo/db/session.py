@@ -13,6 +13,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from geminivideo.config import get_settings
+from geminivideo.telemetry.tracing import instrument_engine
 
 _lock = threading.Lock()
 _engine: Engine | None = None
@@ -47,6 +48,7 @@ def get_engine() -> Engine:
     with _lock:
         if _engine is None or _engine_key != key:
             _engine = make_engine(url)
+            instrument_engine(_engine)  # SQL spans when tracing is on (geminivideo.telemetry)
             _engine_key = key
             _sessionmaker = sessionmaker(_engine, expire_on_commit=False)
         return _engine

@@ -46,6 +46,7 @@ from geminivideo.db.models.decisions import (
 from geminivideo.db.session import session_scope
 from geminivideo.errors import Conflict, InvalidPayload, NotFound, PermanentError, TransientError
 from geminivideo.ml.ad_platform import AdPlatformClient, ClientFactory, PlatformAd, recording_client
+from geminivideo.telemetry import domain as telemetry
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,7 @@ def _decide(change_id: int, to: ChangeStatus, decided_by: str, note: str | None)
         ).values(status=to.value, decided_by=decided_by[:128], decided_at=now, decision_note=note, updated_at=now))
         if getattr(result, "rowcount", 0) != 1:
             _explain_refusal(session, change_id, to, now)
+    telemetry.approval_decided(to.value)
     return show_change(change_id)
 
 
@@ -343,6 +345,7 @@ def execute_approved_changes(
     outcomes: Counter[str] = Counter()
     for change_id in claimed:
         outcomes[_execute_one(change_id, client_factory, gates)] += 1
+    telemetry.approvals_executed(outcomes)
     return {"claimed": len(claimed), "executed": outcomes["executed"], "blocked": outcomes["blocked"],
             "failed": outcomes["failed"], "retry": outcomes["approved"], "expired": expired,
             "interrupted": interrupted, "change_ids": claimed}

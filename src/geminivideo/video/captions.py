@@ -31,6 +31,7 @@ from geminivideo.config import get_settings
 from geminivideo.contracts import CaptionJob, CaptionResult, utcnow
 from geminivideo.errors import InvalidPayload, MediaUnreadable, OutOfSpace, UnsupportedOption
 from geminivideo.progress import ProgressCallback, no_progress
+from geminivideo.telemetry.tracing import traced
 from geminivideo.video import whisper_models
 from geminivideo.video.ffmpeg import MediaInfo, input_args, partial_path, probe, run_ffmpeg
 from geminivideo.video.inuse import in_use
@@ -136,6 +137,7 @@ def read_wav(path: Path) -> np.ndarray:
 
 
 # ─── transcription ────────────────────────────────────────────────────────────────────────────────
+@traced("whisper.transcribe")
 def transcribe(
     loaded: whisper_models.LoadedModel, audio: np.ndarray, language: str | None, on_progress: ProgressCallback
 ) -> Transcript:

@@ -33,6 +33,7 @@ from geminivideo.errors import MediaUnreadable, OutOfSpace, ProcessingFailed
 from geminivideo.leases import fencing
 from geminivideo.progress import ProgressCallback
 from geminivideo.security import rlimits
+from geminivideo.telemetry.tracing import traced
 
 PROTOCOL_WHITELIST = "file,pipe"
 # Demuxers of real media containers and still images; notably absent: hls, concat, lavfi, tee, ffmetadata.
@@ -156,6 +157,7 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         proc.wait(timeout=10)
 
 
+@traced("ffmpeg")
 def run_ffmpeg(
     args: Sequence[str],
     *,

@@ -16,6 +16,7 @@ from typing import Any
 from celery import bootsteps
 
 from geminivideo.config import get_settings
+from geminivideo.telemetry.metrics import record_host_snapshot
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +48,7 @@ class ResourceMonitorStep(bootsteps.StartStopStep):
 
         while not self._stop.is_set():
             try:
-                resources.collect_and_publish()
+                record_host_snapshot(resources.collect_and_publish())  # also as Prometheus gauges
             except Exception:  # a monitoring hiccup must never take the worker down
                 log.exception("resource snapshot failed")
             self._stop.wait(interval_s)

@@ -1,0 +1,112 @@
+"""The operations files in deploy/ are what Prometheus, promtool, Grafana and compose accept, and name real series.
+
+- ``promtool check config`` (in full, with the token file and rule paths it points at made real in a copy) and
+  ``promtool check rules`` pass;
+- ``promtool test rules`` shows the backlog, oldest-message, webhook-lag and worker-down alerts firing on
+  synthetic series (and not firing where they must not);
+- every series the alerts and the dashboard query is one the code exports;
+- compose's ``observability`` profile adds Prometheus and Grafana wired to these files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from geminivideo.telemetry import metrics as metrics_module
+
+ROOT = Path(__file__).resolve().parents[3]
+DEPLOY = ROOT / "deploy"
+
+
+def promtool(*args: str, cwd: Path = DEPLOY / "prometheus") -> subprocess.CompletedProcess[str]:
+    binary = shutil.which("promtool")
+    assert binary, "promtool is required: apt-get install prometheus (scripts/setup.sh, .ci/run)"
+    return subprocess.run([binary, *args], capture_output=True, text=True, timeout=60, cwd=cwd)
+
+
+def test_promtool_accepts_the_scrape_config(tmp_path: Path) -> None:
+    original = (DEPLOY / "prometheus" / "prometheus.yml").read_text()
+    assert promtool("check", "config", "--syntax-only", "prometheus.yml").returncode == 0
+    # The full check also opens every file the config names: put them where a copy of it points.
+    (tmp_path / "metrics-token").write_text("token")
+    shutil.copy(DEPLOY / "prometheus" / "alerts.yml", tmp_path / "alerts.yml")
+    copy = original.replace("/prometheus/metrics-token", str(tmp_path / "metrics-token"))
+    copy = copy.replace("/etc/prometheus/", f"{tmp_path}/")
+    (tmp_path / "prometheus.yml").write_text(copy)
+    checked = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    jobs = {job["job_name"] for job in yaml.safe_load(original)["scrape_configs"]}
+    assert jobs == {"geminivideo-api", "geminivideo-workers"}
+
+
+def test_promtool_accepts_the_rules_and_their_unit_tests_pass() -> None:
+    checked = promtool("check", "rules", "alerts.yml")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = promtool("test", "rules", "alerts_test.yml")
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    tests = yaml.safe_load((DEPLOY / "prometheus" / "alerts_test.yml").read_text())["tests"]
+    fired = {case["alertname"] for test in tests for case in test["alert_rule_test"] if case["exp_alerts"]}
+    assert {"GeminiVideoQueueBacklogGrowing", "GeminiVideoWebhookLagHigh"} <= fired
+
+
+def exported_series() -> set[str]:
+    """Every series name the code exports (histograms with their _bucket/_count/_sum, counters with _total)."""
+    names: set[str] = set()
+    for metric in vars(metrics_module.metrics()).values():
+        base = metric._name  # prometheus_client strips _total from counter names
+        kind = metric._type
+        names |= {f"{base}_total"} if kind == "counter" else set()
+        names |= {f"{base}_bucket", f"{base}_count", f"{base}_sum"} if kind == "histogram" else set()
+        names |= {base} if kind == "gauge" else set()
+    scraped = re.findall(r'f"\{PREFIX\}_([a-z_]+)"', (ROOT / "src/geminivideo/telemetry/scrape.py").read_text())
+    return names | {f"geminivideo_{name}" for name in scraped} | {"geminivideo:queue_expected_wait_seconds"}
+
+
+def queried_series(text: str) -> set[str]:
+    return set(re.findall(r"\bgeminivideo[_:][a-z_:]+[a-z]", text))
+
+
+def test_alerts_and_dashboard_query_only_series_the_code_exports() -> None:
+    known = exported_series()
+    rules = queried_series((DEPLOY / "prometheus" / "alerts.yml").read_text()) - {"geminivideo:queue_expected_wait"}
+    dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "geminivideo.json").read_text())
+    exprs = " ".join(t["expr"] for p in dashboard["panels"] for t in p.get("targets", []))
+    assert not (rules - known), f"alert rules query unknown series: {rules - known}"
+    assert not (queried_series(exprs) - known), f"dashboard queries unknown series: {queried_series(exprs) - known}"
+    titles = {p["title"] for p in dashboard["panels"] if p["type"] == "row"}
+    assert {"Is work piling up?", "Is it failing?", "Where does a job spend its time?", "Webhooks", "Approvals",
+            "Fleet"} <= titles
+
+
+def test_compose_observability_profile_runs_prometheus_and_grafana_on_these_files() -> None:
+    binary = shutil.which("docker-compose")
+    assert binary, "docker-compose (Debian package) is required"
+    env = {**{k: v for k, v in os.environ.items()}, "POSTGRES_PASSWORD": "pg", "HUBSPOT_CLIENT_SECRET": "hs",
+           "FLOWER_PASSWORD": "fl", "METRICS_TOKEN": "mt"}
+    files = ["-f", str(ROOT / "docker-compose.yml"), "-f", str(ROOT / "docker-compose.workers.yml")]
+    result = subprocess.run([binary, *files, "--profile", "observability", "config"], env=env, capture_output=True,
+                            text=True, timeout=120, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    services: dict[str, Any] = yaml.safe_load(result.stdout)["services"]
+    assert {"prometheus", "grafana"} <= set(services)
+    mounts = " ".join(str(v) for v in services["prometheus"]["volumes"] + services["grafana"]["volumes"])
+    assert "deploy/prometheus" in mounts and "deploy/grafana/dashboards" in mounts
+    for worker in ("celery-ml", "celery-video-render"):
+        assert services[worker]["environment"]["WORKER_METRICS_PORT"] == "9808"
+    for name in ("prometheus", "grafana"):  # started only with --profile observability
+        assert services[name]["profiles"] == ["observability"]
+        assert all(not str(port).startswith(("0.0.0.0", "9090", "3000")) for port in services[name]["ports"])
+
+
+@pytest.mark.parametrize("name", ["geminivideo_tasks_started_total", "geminivideo_queue_messages"])
+def test_prometheus_conventions(name: str) -> None:
+    assert name in exported_series()
