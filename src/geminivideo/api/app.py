@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from geminivideo import __version__
 from geminivideo.api import health, jobs, ml, rag, webhooks
+from geminivideo.api.console import router as console_router
 
 
 def create_app() -> FastAPI:
@@ -19,4 +20,5 @@ def create_app() -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(ml.router)
     app.include_router(rag.router)
+    app.include_router(console_router)
     return app
