@@ -74,7 +74,7 @@ def start_session(request: Request, response: Response, identity: Identity) -> C
     session = ConsoleSession(token_hash=_hash(token), identity=identity, csrf=secrets.token_urlsafe(32))
     get_redis().setex(_key(session.token_hash), SESSION_TTL_S, session.to_json())
     _set_cookie(response, request, COOKIE, token, SESSION_TTL_S)
-    response.delete_cookie(LOGIN_COOKIE, path="/console")
+    response.delete_cookie(LOGIN_COOKIE, path="/console", httponly=True, samesite="strict", secure=_secure(request))
     return session
 
 

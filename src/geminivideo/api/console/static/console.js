@@ -52,7 +52,7 @@
     };
   }
 
-  function drawChart(holder, metric, data) {
+  function figureFor(holder, metric, data) {
     var figure = document.createElement("figure");
     figure.className = "chart";
     figure.setAttribute("data-metric", metric.key);
@@ -61,9 +61,8 @@
     caption.textContent = metric.label + " ";
     var note = document.createElement("span");
     note.className = "legend-note";
-    note.textContent = "band: baseline " + fmt(metric, metric.band[0]) + "–" + fmt(metric, metric.band[1]) +
-      (metric.threshold !== null ? "; dashed red: " + metric.threshold_label : "") +
-      "; orange line: change point " + (data.change_point || "none") + "; grey: recent window";
+    note.textContent = "baseline " + fmt(metric, metric.band[0]) + "–" + fmt(metric, metric.band[1]) +
+      (metric.threshold !== null ? "; red dashes: " + metric.threshold_label : "");
     caption.appendChild(note);
     figure.appendChild(caption);
     var summary = document.createElement("p");
@@ -72,7 +71,11 @@
       fmt(metric, present[0]) + ", last " + fmt(metric, present[present.length - 1]) + ".";
     figure.appendChild(summary);
     holder.appendChild(figure);
-    var width = Math.max(240, Math.min(figure.clientWidth || 320, 560));
+    return figure;
+  }
+
+  function drawChart(figure, metric, data) {
+    var width = Math.max(200, Math.min(figure.clientWidth || 300, 640));
     var opts = {
       width: width, height: 170, legend: { show: false }, cursor: { show: true, x: true, y: false },
       scales: { x: { time: true }, y: { range: yRange(metric) } },
@@ -88,6 +91,15 @@
     plot.root.setAttribute("aria-hidden", "true");
   }
 
+  function legend(holder, data) {
+    var p = document.createElement("p");
+    p.className = "chart-legend";
+    p.textContent = "Last " + data.days.length + " days to " + data.as_of + ". Shaded: baseline band. " +
+      "Orange line: detected change point (" + (data.change_point || "none found") + "). " +
+      "Grey dots: the monitor's recent window (from " + data.recent_window_start + ").";
+    holder.appendChild(p);
+  }
+
   function loadEvidence(holder) {
     if (holder.getAttribute("data-loaded")) { return; }
     holder.setAttribute("data-loaded", "1");
@@ -95,7 +107,10 @@
       .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); })
       .then(function (data) {
         holder.textContent = "";
-        data.metrics.forEach(function (metric) { drawChart(holder, metric, data); });
+        legend(holder, data);
+        // All figures first, so the grid has its final columns before each chart measures its width.
+        var figures = data.metrics.map(function (metric) { return figureFor(holder, metric, data); });
+        data.metrics.forEach(function (metric, i) { drawChart(figures[i], metric, data); });
         holder.setAttribute("data-drawn", String(data.metrics.length));
       })
       .catch(function (err) { holder.textContent = "Evidence unavailable (" + err.message + ")."; });
