@@ -59,7 +59,9 @@ def console(test_env: TestEnv, tmp_path_factory: pytest.TempPathFactory) -> Iter
     upgrade(db_url)
     _seed(db_url)
     redis_url = test_env.redis_url.rsplit("/", 1)[0] + f"/{CONSOLE_REDIS_DB}"
-    env = test_env.process_env(REDIS_URL=redis_url, DATABASE_URL=db_url, API_KEYS=API_KEY)
+    # RESOURCE_HOSTNAME: the worker's snapshots carry the host name of its Celery hostname (@localhost).
+    env = test_env.process_env(REDIS_URL=redis_url, DATABASE_URL=db_url, API_KEYS=API_KEY,
+                               RESOURCE_HOSTNAME="localhost")
     hostname = f"console-video-{uuid.uuid4().hex[:6]}@localhost"
     worker = procs.start_worker("video", queues=[str(q) for q in VIDEO_QUEUE_ORDER], hostname=hostname, env=env,
                                 log_path=root / "worker.log", concurrency=1)
