@@ -86,7 +86,8 @@ def _bytes(value: Any) -> str:
 def environment() -> Environment:
     """The console's Jinja2 environment, built on first use (not at import)."""
     env = Environment(loader=PackageLoader("geminivideo.api.console", "templates"),
-                      autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+                      autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,
+                      auto_reload=False)  # packaged templates do not change under a running process
     env.filters.update(ago=_ago, when=_when, money=_money, pct=_pct, bytes=_bytes)
     return env
 
