@@ -222,7 +222,8 @@ def test_fleet_lists_the_worker_its_queues_and_refreshes(signed_in: Page, consol
     assert worker.locator(".queues").inner_text() == ", ".join(str(q) for q in VIDEO_QUEUE_ORDER)
     assert page.locator("tr[data-queue]").count() >= len(VIDEO_QUEUE_ORDER)
     host = page.locator("article.host[data-host='localhost']")
-    assert "CPU" in host.inner_text() and "Memory" in host.inner_text()  # the worker's resource snapshot
+    snapshot = host.locator("dl.facts").text_content() or ""
+    assert "CPU" in snapshot and "Memory" in snapshot  # the worker's resource snapshot (dt text, not its CSS case)
     assert "beat" in page.locator("#beats-h").inner_text().lower()
     page.wait_for_selector("#fleet-live[data-refreshed]", timeout=30_000)  # refreshed by itself
     assert page.locator(f"tr[data-worker='{hostname}']").count() == 1
