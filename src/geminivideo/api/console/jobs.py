@@ -21,11 +21,11 @@ from geminivideo.api.console.rendering import SECURITY_HEADERS, render
 from geminivideo.api.console.sessions import ConsoleSession, require_session
 from geminivideo.client import JobAlreadyFinished, JobKind, UnknownJob
 from geminivideo.config import get_settings
-from geminivideo.contracts import FINAL_STATUSES, TaskStatus
+from geminivideo.contracts import FINAL_STATUSES, ProgressEvent, TaskStatus
 from geminivideo.db.models import VideoJob
 from geminivideo.db.session import session_scope
 from geminivideo.errors import DependencyUnavailable
-from geminivideo.progress import read_status
+from geminivideo.progress import status_key
 from geminivideo.redis_client import get_redis
 
 router = APIRouter()
@@ -70,15 +70,26 @@ def _outputs(task_id: str, result: dict[str, Any] | None) -> list[Output]:
     return found
 
 
+def _progress_records(task_ids: list[str]) -> dict[str, ProgressEvent]:
+    """Each job's ``task_status`` record (one MGET for the page), where it has not expired."""
+    if not task_ids:
+        return {}
+    raws = get_redis().mget([status_key(t) for t in task_ids])
+    return {t: ProgressEvent.model_validate_json(raw) for t, raw in zip(task_ids, raws, strict=True) if raw}
+
+
 def recent_jobs(kind: str, job_status: str, limit: int = 50) -> list[JobRow]:
-    """Recent jobs newest first, with live progress from each unfinished job's ``task_status`` record."""
+    """Recent jobs newest first, with the status and progress of each job's ``task_status`` record.
+
+    The record is fresher than the row for a running job, and keeps how far a cancelled or failed one got.
+    """
     rows = client.list_jobs(kind=JobKind(kind) if kind else None, status=TaskStatus(job_status) if job_status else None,
                             limit=limit)
-    live = get_redis()
+    records = _progress_records([r.task_id for r in rows])
     out = []
     for row in rows:
-        event = None if row.status in FINAL else read_status(live, row.task_id)
-        current = event.status.value if event is not None else row.status
+        event = records.get(row.task_id)
+        current = row.status if row.status in FINAL or event is None else event.status.value
         progress = 100.0 if current == TaskStatus.COMPLETED else (event.progress if event is not None else 0.0)
         out.append(JobRow(row.task_id, row.kind, current, progress, event.message if event else "", row.created_at,
                           row.error, _outputs(row.task_id, row.result)))
