@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -24,6 +25,7 @@ from geminivideo.db.session import session_scope
 from geminivideo.ml import approvals
 from tests.integration.console.conftest import ARTIFACTS, Console, new_context, sign_in
 from tests.integration.ops.support import make_video
+from tests.support.faults import start_beat
 from tests.support.env import applied
 
 if TYPE_CHECKING:
@@ -213,7 +215,9 @@ def test_cancel_a_running_job_from_the_page(signed_in: Page, console: Console, t
 
 
 # ─── Fleet and webhooks ───────────────────────────────────────────────────────────────────────────
-def test_fleet_lists_the_worker_its_queues_and_refreshes(signed_in: Page, console: Console) -> None:
+def test_fleet_lists_the_worker_its_queues_beats_and_refreshes(
+    signed_in: Page, console: Console, tmp_path: Path
+) -> None:
     page = signed_in
     page.goto(console.base + "/console/fleet")
     hostname = str(console.worker.extra["hostname"])
@@ -224,8 +228,22 @@ def test_fleet_lists_the_worker_its_queues_and_refreshes(signed_in: Page, consol
     host = page.locator("article.host[data-host='localhost']")
     snapshot = host.locator("dl.facts").text_content() or ""
     assert "CPU" in snapshot and "Memory" in snapshot  # the worker's resource snapshot (dt text, not its CSS case)
-    assert "beat" in page.locator("#beats-h").inner_text().lower()
-    page.wait_for_selector("#fleet-live[data-refreshed]", timeout=30_000)  # refreshed by itself
+    assert "not running" in page.locator("[data-beat='video']").inner_text()
+
+    # When the video beat starts, the page (refreshing by itself, no navigation) shows it holding its lock
+    # and when its resource schedule last fired.
+    beat = start_beat("video", env=console.env, log_path=tmp_path / "beat.log")
+    try:
+        page.wait_for_function(
+            """() => { const b = document.querySelector("[data-beat='video']");
+                       const row = document.querySelector("[data-beat='video'] ~ div tr[data-entry='monitor-resources']");
+                       return b && b.textContent.includes("running (lock held")
+                              && row && row.querySelector(".last-run").textContent.includes("UTC"); }""",
+            timeout=60_000,
+        )
+    finally:
+        beat.stop()
+    assert page.locator("#fleet-live[data-refreshed]").count() == 1
     assert page.locator(f"tr[data-worker='{hostname}']").count() == 1
 
 
