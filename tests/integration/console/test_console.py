@@ -25,8 +25,8 @@ from geminivideo.db.session import session_scope
 from geminivideo.ml import approvals
 from tests.integration.console.conftest import ARTIFACTS, Console, new_context, sign_in
 from tests.integration.ops.support import make_video
-from tests.support.faults import start_beat
 from tests.support.env import applied
+from tests.support.faults import start_beat
 
 if TYPE_CHECKING:
     from tests.support.env import TestEnv
@@ -235,10 +235,12 @@ def test_fleet_lists_the_worker_its_queues_beats_and_refreshes(
     beat = start_beat("video", env=console.env, log_path=tmp_path / "beat.log")
     try:
         page.wait_for_function(
-            """() => { const b = document.querySelector("[data-beat='video']");
-                       const row = document.querySelector("[data-beat='video'] ~ div tr[data-entry='monitor-resources']");
-                       return b && b.textContent.includes("running (lock held")
-                              && row && row.querySelector(".last-run").textContent.includes("UTC"); }""",
+            """() => {
+                const b = document.querySelector("[data-beat='video']");
+                const row = document.querySelector("[data-beat='video'] ~ div tr[data-entry='monitor-resources']");
+                return b && b.textContent.includes("running (lock held")
+                       && row && row.querySelector(".last-run").textContent.includes("UTC");
+            }""",
             timeout=60_000,
         )
     finally:

@@ -64,3 +64,29 @@ def test_preview_and_executor_agree(tmp_path: Path) -> None:
     assert "15 changes executed in the last hour" in str(preview["busy-ad-0000"])
     assert preview[small] is None  # $30 moved + $10 = 14.8 % of the $270 the window opened with
     assert "budget movement in campaign moved" in str(preview[large])
+
+
+def test_decisions_need_the_decide_scope_and_the_identity_s_tenant(tmp_path: Path) -> None:
+    from geminivideo.api.console.approvals import decide
+    from geminivideo.api.console.identity import Identity
+
+    url = f"sqlite:///{tmp_path / 'scopes.db'}"
+    upgrade(url)
+    with applied({"DATABASE_URL": url}):
+        with session_scope() as session:
+            ad = seed_campaign(session, "acme", "spring", 1, as_of=date(2026, 11, 30))[0]
+        proposal = approvals.propose_change(ad, "pause", None, reason="test")
+        assert proposal is not None
+        reader = Identity("reader", scopes=("approvals:read",))
+        other = Identity("globex-ops", scopes=("approvals:decide",), tenant_id="globex")
+        own = Identity("acme-ops", scopes=("approvals:decide",), tenant_id="acme")
+
+        kind, text = decide(proposal.id, "approve", reader, None)
+        assert kind == "error" and "lacks the approvals:decide scope" in text
+        kind, text = decide(proposal.id, "reject", other, None)
+        assert kind == "error" and "no pending ad change" in text  # another tenant's change does not exist for it
+        assert approvals.show_change(proposal.id).status == "pending_approval"
+
+        kind, text = decide(proposal.id, "reject", own, "not now")
+        assert kind == "ok" and "rejected by acme-ops" in text
+        assert approvals.show_change(proposal.id).decided_by == "acme-ops"

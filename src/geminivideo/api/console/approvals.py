@@ -18,6 +18,7 @@ from sqlalchemy import func, select
 from geminivideo.api.console import sessions
 from geminivideo.api.console.evidence import ad_evidence
 from geminivideo.api.console.gates import CampaignGates, ad_budgets, campaign_gates, decision_block
+from geminivideo.api.console.identity import Identity
 from geminivideo.api.console.rendering import SECURITY_HEADERS, render
 from geminivideo.api.console.sessions import ConsoleSession, require_session
 from geminivideo.db.models.decisions import ChangeSource, ChangeStatus, ChangeType, PendingAdChange
@@ -28,6 +29,7 @@ from geminivideo.ml import approvals
 router = APIRouter()
 PAGE_SIZES = (25, 50, 100, 500)
 MAX_NOTE = 2000
+DECIDE_SCOPE = "approvals:decide"
 
 
 @dataclass
@@ -65,10 +67,12 @@ def pending_by_tenant() -> list[tuple[str, int]]:
         return sorted(((str(t), int(n)) for t, n in rows), key=lambda r: (-r[1], r[0]))
 
 
-def recent_decisions(limit: int = 10) -> list[approvals.ChangeView]:
-    """The latest decisions made by anyone, newest first (who decided what, and when)."""
+def recent_decisions(tenant_id: str | None = None, limit: int = 10) -> list[approvals.ChangeView]:
+    """The latest decisions (of ``tenant_id``, or all), newest first: who decided what, and when."""
     stmt = (select(PendingAdChange).where(PendingAdChange.decided_at.is_not(None))
             .order_by(PendingAdChange.decided_at.desc(), PendingAdChange.id.desc()).limit(limit))
+    if tenant_id is not None:
+        stmt = stmt.where(PendingAdChange.tenant_id == tenant_id)
     with session_scope() as session:
         return [approvals.ChangeView.model_validate(r) for r in session.scalars(stmt)]
 
@@ -109,18 +113,20 @@ async def approvals_page(
     limit: Annotated[int, Query(ge=1, le=500)] = 50, offset: Annotated[int, Query(ge=0)] = 0,
 ) -> Response:
     filters = _filters(tenant, campaign, ad, change_type, source, limit, offset)
+    if session.identity.tenant_id is not None:  # a tenant's key sees only its tenant, whatever the URL says
+        filters.tenant = session.identity.tenant_id
     cards = await run_in_threadpool(load_cards, filters)
-    tenants = await run_in_threadpool(pending_by_tenant)
-    decided = await run_in_threadpool(recent_decisions)
+    tenants = [t for t in await run_in_threadpool(pending_by_tenant) if session.identity.sees(t[0])]
+    decided = await run_in_threadpool(recent_decisions, session.identity.tenant_id)
     return render(request, "approvals.html", session, page="approvals", cards=cards, tenants=tenants, decided=decided,
                   filters=filters, page_sizes=PAGE_SIZES, change_types=[t.value for t in ChangeType],
                   sources=[s.value for s in ChangeSource])
 
 
-def _evidence(change_id: int) -> dict[str, Any] | None:
+def _evidence(change_id: int, who: Identity) -> dict[str, Any] | None:
     with session_scope() as session:
         row = session.get(PendingAdChange, change_id)
-        if row is None:
+        if row is None or not who.sees(row.tenant_id):
             return None
         return ad_evidence(session, row.ad_id, row.evidence)
 
@@ -128,23 +134,28 @@ def _evidence(change_id: int) -> dict[str, Any] | None:
 @router.get("/console/approvals/{change_id}/evidence", include_in_schema=False)
 async def evidence_json(change_id: int, session: Annotated[ConsoleSession, Depends(require_session)]) -> Response:
     """The chart data of one proposal's ad (the page fetches it when the card scrolls into view)."""
-    data = await run_in_threadpool(_evidence, change_id)
+    data = await run_in_threadpool(_evidence, change_id, session.identity)
     if data is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no evidence for change {change_id}")
     return JSONResponse(data, headers=SECURITY_HEADERS)
 
 
-def decide(change_id: int, verdict: str, who: str, note: str | None) -> tuple[str, str]:
-    """Apply one decision; (flash kind, message). A gate that would block an approval refuses it."""
+def decide(change_id: int, verdict: str, who: Identity, note: str | None) -> tuple[str, str]:
+    """Apply one decision by ``who``; (flash kind, message). A gate that would block an approval refuses it."""
+    if not who.can(DECIDE_SCOPE):
+        return "error", f"Change {change_id} was not decided: the key {who.name} lacks the {DECIDE_SCOPE} scope"
     try:
+        with session_scope() as session:
+            row = session.get(PendingAdChange, change_id)
+            if row is not None and not who.sees(row.tenant_id):
+                raise approvals.ChangeNotFound(f"no pending ad change with id {change_id}")
+            blocked = decision_block(session, change_id) if verdict == "approve" else None
         if verdict == "approve":
-            with session_scope() as session:
-                blocked = decision_block(session, change_id)
             if blocked:
                 return "error", f"Change {change_id} was not approved: the safety gates would block it: {blocked}"
-            view = approvals.approve_change(change_id, who, note)
+            view = approvals.approve_change(change_id, who.name, note)
         else:
-            view = approvals.reject_change(change_id, who, note)
+            view = approvals.reject_change(change_id, who.name, note)
     except (approvals.ChangeNotFound, approvals.InvalidTransition, InvalidPayload) as exc:
         return "error", f"Change {change_id}: {exc}"
     return "ok", f"Change {change_id} ({view.ad_id}) {view.status} by {view.decided_by}."
@@ -159,7 +170,7 @@ async def decide_change(
     form = await sessions.read_form(request)
     sessions.check_csrf(request, session, form)
     note = (form.get("note") or "").strip()[:MAX_NOTE] or None
-    kind, text = await run_in_threadpool(decide, change_id, verdict, session.identity.name, note)
+    kind, text = await run_in_threadpool(decide, change_id, verdict, session.identity, note)
     sessions.flash(session, kind, text)
     back = form.get("back") or ""
     location = "/console/approvals" + (f"?{back}" if back and "\n" not in back and "//" not in back else "")

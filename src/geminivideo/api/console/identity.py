@@ -26,6 +26,14 @@ class Identity:
     scopes: tuple[str, ...] = field(default=("admin",))
     tenant_id: str | None = None
 
+    def can(self, scope: str) -> bool:
+        """Whether this identity holds ``scope`` (``admin`` holds every scope)."""
+        return "admin" in self.scopes or scope in self.scopes
+
+    def sees(self, tenant_id: str) -> bool:
+        """Whether this identity may see and decide ``tenant_id``'s objects (a key without a tenant sees all)."""
+        return self.tenant_id is None or self.tenant_id == tenant_id
+
 
 def key_name(key: str) -> str:
     """A stable, non-secret name for an unnamed key: a prefix of its SHA-256 (the key itself is never shown)."""
