@@ -115,6 +115,19 @@ def test_sign_in_sets_a_strict_cookie_and_checks_csrf(console: Console) -> None:
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
 
 
+def test_repeated_failed_sign_ins_are_throttled_per_address(console: Console) -> None:
+    guesser = {"X-Forwarded-For": "203.0.113.9"}  # uvicorn trusts the forwarded address from loopback
+    with httpx.Client(base_url=console.base, timeout=20, headers=guesser) as client:
+        token = _login_form(client)
+        for _ in range(10):
+            assert client.post("/console/sign-in", data={"csrf": token, "api_key": "guess"}).status_code == 401
+        blocked = client.post("/console/sign-in", data={"csrf": token, "api_key": console.key})
+        assert blocked.status_code == 429 and "Too many failed sign-ins" in blocked.text
+    with httpx.Client(base_url=console.base, timeout=20) as other:  # another address signs in as usual
+        token = _login_form(other)
+        assert other.post("/console/sign-in", data={"csrf": token, "api_key": console.key}).status_code == 303
+
+
 def _cookie_value(response: httpx.Response, name: str) -> str:
     header = next(c for c in response.headers.get_list("set-cookie") if c.startswith(name + "="))
     return header.split(";", 1)[0].split("=", 1)[1]

@@ -28,6 +28,8 @@ SESSION_TTL_S = 8 * 3600
 LOGIN_TTL_S = 15 * 60
 MAX_FORM_BYTES = 16 * 1024
 SIGN_IN_PATH = "/console/sign-in"
+MAX_FAILED_SIGN_INS = 10  # per client address and window: guessing keys through the form stays impractical
+FAILED_SIGN_IN_WINDOW_S = 300
 
 
 @dataclass
@@ -113,6 +115,19 @@ def take_flash(session: ConsoleSession) -> list[dict[str, str]]:
     if messages:
         save_session(session)
     return messages
+
+
+def failed_sign_ins(client: str) -> int:
+    """Failed sign-ins from ``client`` in the current window (shared by every API process through Redis)."""
+    return int(get_redis().get(f"console_signin_failures:{client}") or 0)
+
+
+def record_failed_sign_in(client: str) -> None:
+    key = f"console_signin_failures:{client}"
+    with get_redis().pipeline() as pipe:
+        pipe.incr(key)
+        pipe.expire(key, FAILED_SIGN_IN_WINDOW_S, nx=True)
+        pipe.execute()
 
 
 def require_session(request: Request) -> ConsoleSession:

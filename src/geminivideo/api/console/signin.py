@@ -53,8 +53,14 @@ async def sign_in(request: Request) -> Response:
     form = await sessions.read_form(request)
     sessions.check_login_csrf(request, form)
     next_url = _safe_next(form.get("next"))
+    client = request.client.host if request.client else "unknown"
+    if sessions.failed_sign_ins(client) >= sessions.MAX_FAILED_SIGN_INS:
+        minutes = sessions.FAILED_SIGN_IN_WINDOW_S // 60
+        return _sign_in_page(request, next_url, f"Too many failed sign-ins from this address; try again in "
+                             f"{minutes} minutes.", status.HTTP_429_TOO_MANY_REQUESTS)
     identity = identify(form.get("api_key", ""))
     if identity is None:
+        sessions.record_failed_sign_in(client)
         return _sign_in_page(request, next_url, "That API key was not accepted. Check it and try again.",
                              status.HTTP_401_UNAUTHORIZED)
     response = _redirect(next_url)
