@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
@@ -52,8 +53,7 @@ class Filters:
     offset: int = 0
 
     def query(self, **override: Any) -> str:
-        from urllib.parse import urlencode
-
+        """These filters as a query string (with ``override`` applied), for links and the way back."""
         values = {"tenant": self.tenant, "campaign": self.campaign, "ad": self.ad, "change_type": self.change_type,
                   "source": self.source, "limit": self.limit, "offset": self.offset, **override}
         return urlencode({k: v for k, v in values.items() if v not in ("", None, 0) or k == "limit"})
