@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response,
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, RedirectResponse
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from sqlalchemy.exc import SQLAlchemyError
 
 from geminivideo import client
 from geminivideo.api import jobs as jobs_api
@@ -104,8 +105,8 @@ async def jobs_page(request: Request, session: Annotated[ConsoleSession, Depends
     error = ""
     try:
         rows = await run_in_threadpool(recent_jobs, kind, job_status)
-    except (DependencyUnavailable, redis.RedisError) as exc:
-        rows, error = [], f"Could not read the jobs: {exc}"
+    except (DependencyUnavailable, redis.RedisError, SQLAlchemyError) as exc:
+        rows, error = [], f"Could not read the jobs: {type(exc).__name__}: {str(exc).splitlines()[0]}"
     return render(request, "jobs.html", session, page="jobs", rows=rows, kind=kind, job_status=job_status,
                   kinds=[k.value for k in JobKind], statuses=[s.value for s in TaskStatus], error=error,
                   query=urlencode({"kind": kind, "status": job_status}))
