@@ -192,14 +192,17 @@ def _submit(console: Console, body: dict[str, Any]) -> str:
 
 
 def test_a_transcode_bar_reaches_100_without_reload(signed_in: Page, console: Console, test_env: TestEnv) -> None:
+    # Given the jobs page open, when a transcode is submitted (through the API, as a client would), then its
+    # row appears in the same document and its bar follows the job's progress stream to 100 %.
     video = make_video(test_env.media_dir / "console-progress.mp4", seconds=12, size="640x360")
-    task_id = _submit(console, {"input_path": str(video), "output_format": {"codec": "h264", "preset": "slow"}})
     page = signed_in
     page.goto(console.base + "/console/jobs")
-    row = page.locator(f"#job-{task_id}")
-    assert row.get_attribute("data-events-url"), "the job finished before the page loaded; use a longer input"
     page.evaluate("window.__sameDocument = true")
+    task_id = _submit(console, {"input_path": str(video), "output_format": {"codec": "h264", "preset": "slow"}})
+    row = page.locator(f"#job-{task_id}")
+    page.wait_for_selector(f"#job-{task_id}", timeout=30_000)
     page.wait_for_selector(f"#job-{task_id}[data-final='completed']", timeout=120_000)
+    assert row.get_attribute("data-live") == "1", "the row should have followed the job's SSE stream"
     assert row.locator("progress").evaluate("bar => bar.value") == 100
     assert row.locator("[data-role=status]").inner_text() == "completed"
     assert page.evaluate("window.__sameDocument") is True  # no reload happened

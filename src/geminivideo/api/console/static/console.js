@@ -128,6 +128,7 @@
 
   // ─── Live job progress ────────────────────────────────────────────────────────────────────────
   function follow(item) {
+    item.setAttribute("data-live", "1");
     var source = new EventSource(item.getAttribute("data-events-url"));
     var bar = item.querySelector("[data-role=bar]"), pct = item.querySelector("[data-role=pct]");
     var label = item.querySelector("[data-role=status]"), message = item.querySelector("[data-role=message]");
@@ -151,7 +152,29 @@
     source.onerror = function () { if (item.getAttribute("data-final")) { source.close(); } };
   }
 
-  function initJobs() { document.querySelectorAll("[data-events-url]").forEach(follow); }
+  function initJobs() {
+    document.querySelectorAll("[data-events-url]").forEach(follow);
+    var list = document.querySelector("[data-poll-new-s]");
+    if (!list) { return; }
+    // Jobs submitted after the page loaded (API, CLI, another operator) appear at the top and go live.
+    window.setInterval(function () {
+      if (document.hidden) { return; }
+      fetch(window.location.href, { credentials: "same-origin" })
+        .then(function (r) { return r.text(); })
+        .then(function (html) {
+          var fresh = new DOMParser().parseFromString(html, "text/html").querySelectorAll("#jobs-list > li.job");
+          var added = [];
+          fresh.forEach(function (item) { if (!document.getElementById(item.id)) { added.push(item); } });
+          added.reverse().forEach(function (item) {
+            var node = document.importNode(item, true);
+            list.insertBefore(node, list.firstChild);
+            if (node.getAttribute("data-events-url")) { follow(node); }
+          });
+          if (added.length) { document.getElementById("no-jobs").hidden = true; }
+        })
+        .catch(function () { /* the next tick tries again */ });
+    }, Math.max(2, Number(list.getAttribute("data-poll-new-s"))) * 1000);
+  }
 
   // ─── Self-refreshing regions (fleet) ──────────────────────────────────────────────────────────
   function initRefresh() {
