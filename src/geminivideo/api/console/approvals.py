@@ -23,6 +23,7 @@ from geminivideo.api.console.gates import CampaignGates, ad_budgets, campaign_ga
 from geminivideo.api.console.identity import Identity
 from geminivideo.api.console.rendering import SECURITY_HEADERS, render
 from geminivideo.api.console.sessions import ConsoleSession, require_session
+from geminivideo.contracts import utcnow
 from geminivideo.db.models.decisions import ChangeSource, ChangeStatus, ChangeType, PendingAdChange
 from geminivideo.db.session import session_scope
 from geminivideo.errors import InvalidPayload
@@ -60,11 +61,17 @@ class Filters:
         return urlencode({k: v for k, v in values.items() if v not in ("", None, 0) or k == "limit"})
 
 
+def _decidable() -> Any:
+    """Pending and not yet past its expiry (the expiry sweep may not have run yet): what a person can decide."""
+    expires = PendingAdChange.expires_at
+    return (PendingAdChange.status == ChangeStatus.PENDING_APPROVAL) & (expires.is_(None) | (expires > utcnow()))
+
+
 def pending_by_tenant() -> list[tuple[str, int]]:
     """(tenant, pending proposals) for every tenant with any, most first."""
     with session_scope() as session:
-        rows = session.execute(select(PendingAdChange.tenant_id, func.count()).where(
-            PendingAdChange.status == ChangeStatus.PENDING_APPROVAL).group_by(PendingAdChange.tenant_id))
+        rows = session.execute(select(PendingAdChange.tenant_id, func.count()).where(_decidable())
+                               .group_by(PendingAdChange.tenant_id))
         return sorted(((str(t), int(n)) for t, n in rows), key=lambda r: (-r[1], r[0]))
 
 
@@ -82,7 +89,7 @@ def load_cards(filters: Filters) -> list[Card]:
     """Pending proposals newest first, filtered, each with its campaign's gate state and gate verdict."""
     # Core rows, not ORM objects: 500 cards skip the identity map and unit-of-work bookkeeping they never use.
     table = PendingAdChange.__table__
-    stmt = select(table).where(PendingAdChange.status == ChangeStatus.PENDING_APPROVAL)
+    stmt = select(table).where(_decidable())
     for column, value in ((PendingAdChange.tenant_id, filters.tenant), (PendingAdChange.campaign_id, filters.campaign),
                           (PendingAdChange.ad_id, filters.ad), (PendingAdChange.change_type, filters.change_type),
                           (PendingAdChange.source, filters.source)):
