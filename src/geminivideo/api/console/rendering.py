@@ -56,6 +56,14 @@ def _when(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
+def _iso(value: Any) -> datetime | None:
+    """An ISO-8601 string (as snapshots carry) as a datetime; None when it is not one."""
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
 def _money(value: Any) -> str:
     try:
         return f"${float(value):,.2f}"
@@ -88,7 +96,7 @@ def environment() -> Environment:
     env = Environment(loader=PackageLoader("geminivideo.api.console", "templates"),
                       autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True,
                       auto_reload=False)  # packaged templates do not change under a running process
-    env.filters.update(ago=_ago, when=_when, money=_money, pct=_pct, bytes=_bytes)
+    env.filters.update(ago=_ago, when=_when, money=_money, pct=_pct, bytes=_bytes, iso=_iso)
     return env
 
 
