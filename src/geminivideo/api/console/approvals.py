@@ -129,14 +129,16 @@ async def approvals_page(
 
 
 def _approvals_page(request: Request, session: ConsoleSession, filters: Filters) -> Response:
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.thread_time()
     cards = load_cards(filters)
     tenants = [t for t in pending_by_tenant() if session.identity.sees(t[0])]
     decided = recent_decisions(session.identity.tenant_id)
     response = render(request, "approvals.html", session, page="approvals", cards=cards, tenants=tenants,
                       decided=decided, filters=filters, page_sizes=PAGE_SIZES,
                       change_types=[t.value for t in ChangeType], sources=[s.value for s in ChangeSource])
-    response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - started) * 1000:.1f}"
+    # Wall time, and this thread's CPU time (what the page costs, whatever else the machine is running).
+    wall_ms, cpu_ms = (time.perf_counter() - started) * 1000, (time.thread_time() - cpu_started) * 1000
+    response.headers["Server-Timing"] = f"app;dur={wall_ms:.1f}, cpu;dur={cpu_ms:.1f}"
     return response
 
 
