@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cached_property
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -49,6 +50,13 @@ class CampaignGates:
     @property
     def window_hours(self) -> float:
         return self.gates.budget_window.total_seconds() / 3600
+
+    @cached_property
+    def summary(self) -> tuple[str, str]:
+        """("3 of 15", "4.0 % of 20 % in the last 6 h"): the hourly count and the budget window, as shown."""
+        return (f"{self.changes_last_hour} of {self.gates.max_changes_per_hour}",
+                f"{self.moved_share * 100:.1f} % of {self.gates.max_budget_move:.0%} in the last "
+                f"{self.window_hours:g} h")
 
     def would_block(self, change: ChangeView, ad_budget: float | None) -> str | None:
         """Why approving ``change`` now would be blocked (the same rules as ``gate_violation``), or None."""
