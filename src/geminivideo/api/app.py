@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from geminivideo import __version__
 from geminivideo.api import auth, health, jobs, limits, metrics, ml, rag, webhooks
+from geminivideo.api.console import router as console_router
 from geminivideo.api.errors import register_error_handlers
 from geminivideo.telemetry.http import instrument_api
 
@@ -24,6 +25,7 @@ def create_app() -> FastAPI:
     app.include_router(ml.router)
     app.include_router(metrics.router)
     app.include_router(rag.router)
+    app.include_router(console_router)
     app.add_middleware(limits.BodySizeLimit)  # MAX_REQUEST_BODY_BYTES on every route
     auth.document_security(app)
     instrument_api(app)  # logs, /metrics, request ids and traces (geminivideo.telemetry)
