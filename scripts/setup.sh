@@ -20,6 +20,8 @@ command -v chromium >/dev/null || test_only+=(chromium)
 command -v docker-compose >/dev/null || test_only+=(docker-compose)
 command -v shellcheck >/dev/null || test_only+=(shellcheck)
 command -v rabbitmqctl >/dev/null || test_only+=(rabbitmq-server)  # reliability suite: Redis vs RabbitMQ redelivery
+command -v mediainfo >/dev/null || test_only+=(mediainfo)  # split transcode tests: independent parsers
+command -v mkvinfo >/dev/null || test_only+=(mkvtoolnix)
 
 can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
 if ((${#need_apt[@]} + ${#test_only[@]})) && can_apt; then

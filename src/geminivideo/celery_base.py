@@ -15,7 +15,7 @@ from typing import Any
 import redis
 import sqlalchemy.exc
 from celery import Celery, Task
-from celery.exceptions import Retry
+from celery.exceptions import Ignore, Retry
 from celery.signals import task_revoked, worker_process_init
 from kombu import Queue
 
@@ -142,8 +142,8 @@ class GeminiTask(Task):
             return super().__call__(*args, **kwargs)
         try:
             retval = super().__call__(*args, **kwargs)
-        except Retry:
-            raise
+        except (Retry, Ignore):
+            raise  # Ignore: replaced by other tasks (a split transcode's chord), which report under this id
         except BaseException as exc:
             self._finish(task_id, _final_status(exc), error=f"{type(exc).__name__}: {exc}")
             raise

@@ -104,6 +104,12 @@ class Settings(BaseSettings):
     cleanup_partial_age_s: float = Field(3600.0, ge=0)  # FFmpeg temp outputs untouched this long are orphans
     beat_probe_interval_s: float | None = Field(None, ge=1)  # each beat also sends its app's ping task
 
+    # Split-and-stitch transcoding (video/split_transcode.py): inputs longer than SPLIT_MIN_S are cut at
+    # keyframes into parts of about SPLIT_SEGMENT_S (at most SPLIT_MAX_SEGMENTS), each encoded by its own task.
+    split_min_s: float = Field(300.0, gt=0)
+    split_segment_s: float = Field(60.0, gt=0)
+    split_max_segments: int = Field(64, ge=2, le=1000)
+
     @field_validator("media_roots", mode="before")
     @classmethod
     def _parse_media_roots(cls, value: Any) -> Any:

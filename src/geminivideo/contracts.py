@@ -39,6 +39,9 @@ class TaskName(StrEnum):
     RENDER_VIDEO = "render_video_task"
     GENERATE_PREVIEW = "generate_preview_task"
     TRANSCODE = "transcode_task"
+    TRANSCODE_SEGMENT = "transcode_segment_task"  # one part of a split-and-stitch transcode
+    TRANSCODE_STITCH = "transcode_stitch_task"  # joins the parts and muxes the audio (takes the job's task id)
+    TRANSCODE_SPLIT_FAILED = "transcode_split_failed_task"  # the chord's error callback
     CAPTION = "caption_task"
     CLEANUP = "cleanup_task"
     MONITOR_RESOURCES = "monitor_resources_task"
@@ -97,6 +100,9 @@ TASK_QUEUE: dict[TaskName, QueueName] = {
     TaskName.RENDER_VIDEO: QueueName.RENDER,
     TaskName.GENERATE_PREVIEW: QueueName.PREVIEW,
     TaskName.TRANSCODE: QueueName.TRANSCODE,
+    TaskName.TRANSCODE_SEGMENT: QueueName.TRANSCODE,
+    TaskName.TRANSCODE_STITCH: QueueName.TRANSCODE,
+    TaskName.TRANSCODE_SPLIT_FAILED: QueueName.TRANSCODE,
     TaskName.CAPTION: QueueName.CAPTION,
     TaskName.CLEANUP: QueueName.MAINTENANCE,
     TaskName.MONITOR_RESOURCES: QueueName.MAINTENANCE,
@@ -119,6 +125,9 @@ VIDEO_TASKS: tuple[TaskName, ...] = (
     TaskName.RENDER_VIDEO,
     TaskName.GENERATE_PREVIEW,
     TaskName.TRANSCODE,
+    TaskName.TRANSCODE_SEGMENT,
+    TaskName.TRANSCODE_STITCH,
+    TaskName.TRANSCODE_SPLIT_FAILED,
     TaskName.CAPTION,
     TaskName.CLEANUP,
     TaskName.MONITOR_RESOURCES,
@@ -384,6 +393,7 @@ class TranscodeResult(BaseModel):
     audio_codec: str | None = None
     encoder: str | None = None
     timestamp: datetime
+    parts: int | None = None  # a split-and-stitch transcode: how many parts were encoded separately
 
 
 # ─── Video: captions ──────────────────────────────────────────────────────────────────────────────

@@ -21,7 +21,7 @@ from geminivideo.contracts import (
     parse_payload,
     utcnow,
 )
-from geminivideo.video import captions, cleanup, preview, render, resources, transcode
+from geminivideo.video import captions, cleanup, preview, render, resources, split_tasks, transcode
 from geminivideo.video.celery_app import app
 
 
@@ -40,6 +40,7 @@ def generate_preview_task(self: GeminiTask, video_path: str, num_frames: int = 1
 @app.task(name=str(TaskName.TRANSCODE), bind=True, shared=False, records_video_job=True)
 def transcode_task(self: GeminiTask, input_path: str, output_format: dict[str, Any] | None = None) -> dict[str, Any]:
     payload = parse_payload(TranscodeJob, {"input_path": input_path, "output_format": output_format or {}})
+    split_tasks.start_split(self, payload)  # a long input: replaced by a chord of parts (raises Ignore)
     return transcode.transcode(payload, self.progress().processing).model_dump(mode="json")
 
 
