@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     whisper_cache_dir: Path = Path("var/whisper-models")
     whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
     whisper_allow_download: bool = True
+    # Batched Whisper (faster-whisper's BatchedInferencePipeline) for audio of at least CAPTION_BATCH_MIN_S:
+    # "auto" batches on CUDA only, since on 2 CPU cores it was 1.8x slower than sequential (bench/captions.py).
+    caption_batching: Literal["auto", "on", "off"] = "auto"
+    caption_batch_min_s: float = Field(60.0, ge=0)
+    caption_batch_size: int = Field(16, ge=1, le=256)
     winner_index_path: Path = Path("var/winner_index")
     # CPU threads torch and FAISS use in each ML process: an ML worker runs several pool processes, and on a
     # busy host more threads than free cores made embedding and search 3-10x slower (bench/winners.py).

@@ -429,6 +429,7 @@ class CaptionResult(BaseModel):
     model_loads: int = 0  # Whisper models this worker process has loaded so far
     model_load_s: float = 0.0
     transcribe_s: float = 0.0
+    batched: bool = False  # faster-whisper's batched pipeline (CAPTION_BATCHING) transcribed it
     processing_s: float = 0.0
     worker_pid: int | None = None
 
