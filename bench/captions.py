@@ -61,9 +61,11 @@ QUEUE = "bench-captions"
 # ─── inputs ───────────────────────────────────────────────────────────────────────────────────────
 def speech_inputs(folder: Path, seconds: float) -> tuple[Path, Path, str]:
     """(16 kHz mono WAV, video carrying it losslessly, the text spoken) of about ``seconds`` of speech."""
-    per_pass = speech.duration_of(speech.speech_track(speech.ENGLISH_SENTENCES, folder / "probe.wav"))
-    repeat = max(1, round(seconds / per_pass))
-    track = speech.speech_track(speech.ENGLISH_SENTENCES, folder / f"track-{int(seconds)}.wav", repeat=repeat)
+    sentences = speech.ENGLISH_SENTENCES
+    per_sentence = speech.duration_of(speech.speech_track(sentences, folder / "probe.wav")) / len(sentences)
+    # Whole sentences, cycled until about ``seconds``: the reference text is exactly what is spoken.
+    spoken = [sentences[i % len(sentences)] for i in range(max(1, round(seconds / per_sentence)))]
+    track = speech.speech_track(spoken, folder / f"track-{int(seconds)}.wav")
     wav = folder / f"speech-{int(seconds)}s.wav"
     video = folder / f"speech-{int(seconds)}s.mkv"
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(track), "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le",
@@ -71,7 +73,7 @@ def speech_inputs(folder: Path, seconds: float) -> tuple[Path, Path, str]:
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=navy:s=160x120:r=5", "-i", str(wav),
                     "-shortest", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "pcm_s16le", str(video)],
                    check=True)
-    return wav, video, " ".join(list(speech.ENGLISH_SENTENCES) * repeat)
+    return wav, video, " ".join(spoken)
 
 
 def word_error_rate(said: str, heard: str) -> float:
