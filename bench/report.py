@@ -35,7 +35,7 @@ COMMANDS: dict[str, list[str]] = {
     "decisions": ["bench/decisions.py"],
     "render": ["bench/render.py"],
     "transcode": ["bench/transcode.py"],
-    "split_transcode": ["bench/split_transcode.py", "--duration", "60", "--codecs", "vp9", "--workers", "1", "2"],
+    "split_transcode": ["bench/split_transcode.py", "--duration", "60"],
 }
 
 Row = tuple[str, str, str]

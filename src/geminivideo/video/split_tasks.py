@@ -89,7 +89,8 @@ def transcode_split_failed_task(request: Any, exc: BaseException, traceback: Any
     job_id = str(request.id)
     client = get_redis()
     cancelled = split_transcode.job_cancelled(client, job_id)
-    app.control.revoke(split_transcode.part_ids(client, job_id), terminate=True, signal=CANCEL_SIGNAL)
+    # Every part has returned by now (the chord fires after the last one), and this may run inside the last
+    # part's own pool process: revoking parts here would terminate the process that is reporting the failure.
     split_transcode.discard(client, job_id)
     if cancelled:  # the canceller already recorded it; "failed" must not replace "cancelled"
         return

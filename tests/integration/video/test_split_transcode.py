@@ -162,3 +162,25 @@ def test_cancelling_a_split_job_stops_its_parts_and_removes_scratch(split_worker
     procs.wait_until(lambda: entries(test_env.temp_dir) == temp_before, 20, what="split scratch folder removed")
     assert not partial_files(test_env.render_dir)
     assert job_client.job_state(result.id).status is TaskStatus.CANCELLED
+
+
+def test_a_part_that_keeps_failing_fails_the_job_once_and_cleans_up(split_workers, redis_client,
+                                                                    test_env: HarnessEnv) -> None:
+    queue = split_workers(1)
+    source = _make_source(test_env.media_dir / f"fail-{uuid.uuid4().hex[:6]}.mp4", duration_s=10, size="640x360")
+    fmt = {"codec": "h264", "container": "mkv", "preset": "slower"}
+    temp_before = entries(test_env.temp_dir)
+    result, listener = send(redis_client, transcode_task, str(source), fmt, queue=queue)
+    try:
+        # Split done (parts run in order on the one worker): spoil the last part before it is encoded.
+        wait_status(redis_client, result.id, [TaskStatus.PROCESSING], timeout_s=120, min_progress=5.0)
+        (test_env.temp_dir / f"split-{result.id}" / "source0004.mkv").write_bytes(b"not a video any more")
+        with pytest.raises(Exception, match="part 4"):
+            result.get(timeout=240)
+    finally:
+        listener.close()
+    failed = wait_status(redis_client, result.id, [TaskStatus.FAILED], timeout_s=30)
+    assert "part 4" in failed.message
+    assert transcode_task.AsyncResult(part_task_id(result.id, 4)).retries == 2  # retried alone before giving up
+    procs.wait_until(lambda: entries(test_env.temp_dir) == temp_before, 30, what="split scratch folder removed")
+    assert not partial_files(test_env.render_dir)
