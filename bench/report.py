@@ -52,7 +52,7 @@ def _n(value: float, places: int = 2) -> str:
 def captions_rows(doc: dict[str, Any]) -> list[Row]:
     rows = []
     for r in doc["rows"]:
-        note = "" if doc.get("complete", True) else "; run cut short"
+        note = "" if doc.get("complete", True) else "; partial run, not every configuration finished"
         rows.append((
             f"Captions, {r['audio_s']:.0f} s speech, {r['model']}, batched task vs sequential ({_cmd('captions')}, "
             f"{r['rounds']} rounds, load {r['load_average_1m']:.1f}{note})",
