@@ -41,13 +41,14 @@ pytestmark = pytest.mark.slow
 SPLIT_ENV = {"SPLIT_MIN_S": "3", "SPLIT_SEGMENT_S": "2"}
 
 
-def _make_source(path: Path, *, duration_s: int, size: str, fps: int = 25) -> Path:
+def _make_source(path: Path, *, duration_s: int, size: str, fps: int = 25, audio: bool = True) -> Path:
     """x264 with a keyframe every second and an AAC tone: a source that splits at every SPLIT_SEGMENT_S."""
+    tone = ["-f", "lavfi", "-i", f"sine=f=330:d={duration_s}:sample_rate=48000"] if audio else []
+    sound = ["-c:a", "aac", "-shortest"] if audio else ["-an"]
     subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    f"testsrc2=s={size}:r={fps}:d={duration_s}", "-f", "lavfi", "-i",
-                    f"sine=f=330:d={duration_s}:sample_rate=48000", "-c:v", "libx264", "-preset", "ultrafast",
-                    "-g", str(fps), "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", "-movflags", "+faststart",
-                    str(path)], check=True, timeout=120)
+                    f"testsrc2=s={size}:r={fps}:d={duration_s}", *tone, "-c:v", "libx264", "-preset", "ultrafast",
+                    "-g", str(fps), "-pix_fmt", "yuv420p", *sound, "-movflags", "+faststart", str(path)],
+                   check=True, timeout=120)
     return path
 
 
@@ -102,13 +103,15 @@ def _part_workers(job_id: str, parts: int) -> set[str]:
     return {str(transcode_task.AsyncResult(part_task_id(job_id, i)).worker) for i in range(parts)}
 
 
-@pytest.mark.parametrize("fmt", [{"codec": "vp9", "container": "webm", "preset": "veryfast"},
-                                 {"codec": "h264", "container": "mp4", "preset": "veryfast"}],
-                         ids=["vp9-webm", "h264-mp4"])
-def test_split_across_two_workers_matches_a_single_encode(fmt: dict[str, Any], split_workers, redis_client,
-                                                          test_env: HarnessEnv) -> None:
+@pytest.mark.parametrize(("fmt", "audio"), [({"codec": "vp9", "container": "webm", "preset": "veryfast"}, True),
+                                            ({"codec": "h264", "container": "mp4", "preset": "veryfast"}, True),
+                                            ({"codec": "av1", "container": "mkv", "preset": "12"}, False)],
+                         ids=["vp9-webm", "h264-mp4", "av1-mkv-no-audio"])
+def test_split_across_two_workers_matches_a_single_encode(fmt: dict[str, Any], audio: bool, split_workers,
+                                                          redis_client, test_env: HarnessEnv) -> None:
     queue = split_workers(2)
-    source = _make_source(test_env.media_dir / f"split-{uuid.uuid4().hex[:6]}.mp4", duration_s=10, size="320x240")
+    source = _make_source(test_env.media_dir / f"split-{uuid.uuid4().hex[:6]}.mp4", duration_s=10, size="320x240",
+                          audio=audio)
     temp_before = entries(test_env.temp_dir)
     outcome = run(redis_client, transcode_task, str(source), fmt, queue=queue, timeout_s=240)
     assert outcome.error is None, outcome.error
@@ -116,6 +119,7 @@ def test_split_across_two_workers_matches_a_single_encode(fmt: dict[str, Any], s
     assert result["parts"] == 5 and result["codec"] == fmt["codec"] and result["container"] == fmt["container"]
     output = Path(result["output_path"])
     _assert_like_single_encode(output, source)
+    assert (result["audio_codec"] is not None) is audio
     assert len(_part_workers(outcome.result.id, 5)) == 2, "both workers should have encoded parts"
     assert_progress_protocol(outcome.events, TaskStatus.COMPLETED)
     assert any("parts" in e.message for e in outcome.events), [e.message for e in outcome.events]
