@@ -137,7 +137,8 @@ def split_transcode_rows(doc: dict[str, Any]) -> list[Row]:
         rows.append((
             f"Split transcode, {source['seconds']:.0f} s {source['size']} → {r['codec'].upper()}, "
             f"{r['workers']} segment worker(s) ({_cmd('split_transcode')}, load {r['load_average_1m']:.1f})",
-            f"{r['split_s']:.1f} s in {r['parts']} parts, ×{r['ratio']:.2f} of one plain encode; {checks}",
+            f"{r['split_s']:.1f} s in {r['parts']} parts: ×{r['ratio']:.2f} wall, ×{r['cpu_ratio']:.2f} CPU of one "
+            f"plain encode; {checks}",
             f"plain FFmpeg {r['plain_s']:.1f} s",
         ))
     return rows
