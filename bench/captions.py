@@ -4,7 +4,7 @@ For each model (tiny.en and base) and each length of espeak-ng speech (60 s and 
 
 - **sequential**: a separate Python process loads the model folder (CPU int8, the workers' thread count)
   and calls ``WhisperModel.transcribe`` on the 16 kHz mono WAV (VAD and word timestamps on, as the task);
-- **batched task**: one real video worker with ``CAPTION_BATCHING=on`` (``BatchedInferencePipeline``,
+- **batched task**: one real video worker with ``CAPTION_BATCH_MIN_S=0`` (``BatchedInferencePipeline``,
   ``CAPTION_BATCH_SIZE``) runs ``caption_task`` on a video carrying that same WAV losslessly (PCM in
   Matroska), so both sides hear identical samples; its time is measured from send to result.
 
@@ -200,7 +200,7 @@ def whisper_env(batch_size: int) -> dict[str, str]:
     """Both sides' Whisper settings (local models, CPU, no downloads); the worker batches every input."""
     return {"WHISPER_CACHE_DIR": os.environ.get("WHISPER_CACHE_DIR", str(ROOT / "var" / "whisper-models")),
             "WHISPER_DEVICE": "cpu", "WHISPER_ALLOW_DOWNLOAD": "false", "HF_HUB_OFFLINE": "1",
-            "CAPTION_BATCHING": "on", "CAPTION_BATCH_MIN_S": "0", "CAPTION_BATCH_SIZE": str(batch_size)}
+            "CAPTION_BATCHING": "true", "CAPTION_BATCH_MIN_S": "0", "CAPTION_BATCH_SIZE": str(batch_size)}
 
 
 def main() -> None:

@@ -143,7 +143,7 @@ def transcribe(
     """Run Whisper over ``audio``; report progress as segments arrive (the generator decodes lazily)."""
     started = time.monotonic()
     duration = len(audio) / SAMPLE_RATE
-    batched = use_batched(loaded, duration)
+    batched = use_batched(duration)
     options: dict[str, Any] = {"language": language, "vad_filter": True, "vad_parameters": VAD_PARAMETERS,
                                "word_timestamps": True}
     if batched:
@@ -167,16 +167,14 @@ def transcribe(
                       batched)
 
 
-def use_batched(loaded: whisper_models.LoadedModel, duration_s: float) -> bool:
-    """Batch VAD chunks where it pays: long audio, and (with CAPTION_BATCHING=auto) a CUDA device.
+def use_batched(duration_s: float) -> bool:
+    """Batch VAD chunks for audio of at least CAPTION_BATCH_MIN_S, unless CAPTION_BATCHING is off.
 
-    On 2 CPU cores batching was slower than sequential decoding (base: 1.8x the time on 60 s of speech), so
-    the CPU default stays sequential; ``on`` forces it for hosts where bench/captions.py shows a gain.
+    Measured on 2 CPU cores (bench/captions.py, 5 alternating rounds): 0.70-0.89x the wall time of sequential
+    decoding with WER within 0.01; short audio has one or two chunks, so batching has nothing to gain there.
     """
     settings = get_settings()
-    if settings.caption_batching == "off" or duration_s < settings.caption_batch_min_s:
-        return False
-    return settings.caption_batching == "on" or loaded.device == "cuda"
+    return settings.caption_batching and duration_s >= settings.caption_batch_min_s
 
 
 def _segment(piece: Any) -> tuple[Segment, list[float]]:

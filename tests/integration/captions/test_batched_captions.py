@@ -1,4 +1,4 @@
-"""Batched Whisper (CAPTION_BATCHING=on) on a real worker: the same readable cues, word timestamps and
+"""Batched Whisper (CAPTION_BATCHING, threshold 0) on a real worker: the same readable cues, word timestamps and
 accuracy as the sequential path, and the result says which path ran."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def batched_worker(test_env: HarnessEnv) -> Iterator[str]:
     hostname = f"captions-batched-{uuid.uuid4().hex[:6]}@localhost"
     proc = procs.start_worker(
         "video", queues=[queue], hostname=hostname, concurrency=1,
-        env=test_env.process_env(WHISPER_ALLOW_DOWNLOAD="false", CAPTION_BATCHING="on", CAPTION_BATCH_MIN_S="0",
+        env=test_env.process_env(WHISPER_ALLOW_DOWNLOAD="false", CAPTION_BATCHING="true", CAPTION_BATCH_MIN_S="0",
                                  CAPTION_BATCH_SIZE="4"),
         log_path=test_env.root / f"{hostname}.log",
     )
