@@ -24,7 +24,7 @@ test-reliability: .setup-done
 	$(PY) -m pytest tests/reliability $(PYTEST_ARGS)
 
 bench: .setup-done
-	for b in bench/[!_]*.py; do $(PY) -m bench.$$(basename $$b .py) || exit 1; done
+	$(PY) -m bench.report --run  # every benchmark as the README reports it, then the table
 
 lint: .setup-done
 	.venv/bin/ruff check src tests bench

@@ -1,25 +1,22 @@
-"""Benchmark of caption_task against faster-whisper called directly, on the same 60 s speech video.
+"""Benchmark: caption_task with batched Whisper against plain sequential faster-whisper, on the same audio.
 
-For each model (tiny.en and base by default):
+For each model (tiny.en and base) and each length of espeak-ng speech (60 s and 5 min by default):
 
-- **direct**: a separate Python process loads the same model folder with the same options (CPU int8,
-  the same thread count, VAD and word timestamps on) and transcribes the video (faster-whisper decodes
-  its audio itself); load time, transcription times and the process's peak RSS are recorded;
-- **task**: a private redis-server and one real video worker (concurrency 1) run ``caption_task`` on
-  the video: once cold (the model loads), then warm; wall times are measured by the caller from send to
-  result, the pool process's peak RSS is read from ``/proc/<pid>/status`` (VmHWM).
+- **sequential**: a separate Python process loads the model folder (CPU int8, the workers' thread count)
+  and calls ``WhisperModel.transcribe`` on the 16 kHz mono WAV (VAD and word timestamps on, as the task);
+- **batched task**: one real video worker with ``CAPTION_BATCH_MIN_S=0`` (``BatchedInferencePipeline``,
+  ``CAPTION_BATCH_SIZE``) runs ``caption_task`` on a video carrying that same WAV losslessly (PCM in
+  Matroska), so both sides hear identical samples; its time is measured from send to result.
 
-Direct and warm task runs alternate, so that load from other processes on a shared machine falls on
-both sides alike.
+Sides alternate for ``--rounds`` rounds (5 by default; the first side swaps each round), after one
+untimed warm-up task that loads the model. Each side records wall and CPU seconds, segment and word
+counts and the WER against the spoken text. The ratio is the median batched task time over the median
+sequential time (issue target: ≤ 0.6 for base on 5 min). Load average is recorded: this machine is shared.
 
-The overhead ratio is the median warm task time over the median warm direct transcription: it holds
-FFmpeg's audio extraction, cue building, file writing and the broker round trip (target ≤ 1.10).
-Absolute speeds vary ±25-60 % between runs on shared machines; compare figures within one run.
+    .venv/bin/python bench/captions.py [--seconds 60 300] [--models tiny.en base] [--rounds 5] [--quick]
 
-    .venv/bin/python -m bench.captions [--seconds 60] [--models tiny.en base] [--runs 2] [--quick]
-
-Prints a table and writes bench/results/captions.json (``--output PATH`` elsewhere). ``--quick`` is a smoke
-run (10 s of speech, tiny.en only, 1 warm run per side) that writes no results unless ``--output`` is given.
+Prints a table and writes bench/results/captions.json (``--output PATH`` elsewhere). ``--quick`` (20 s of
+speech, tiny.en, 1 round) writes nothing unless ``--output`` is given.
 """
 
 from __future__ import annotations
@@ -35,73 +32,93 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench._common import (
+from _common import (
     RESULTS_DIR,
     ROOT,
     add_run_options,
     apply_quick,
     load_average_1m,
     output_path,
+    pool_cpu_s,
     print_table,
     start_bench_worker,
     video_bench,
     write_results,
 )
+
+sys.path.insert(0, str(ROOT))  # the speech helpers live in tests/support, shared with the caption tests
+
 from geminivideo import procs
-from geminivideo.contracts import QueueName
 from tests.support import speech
 
 RESULTS = RESULTS_DIR / "captions.json"
-TASK_TIMEOUT_S = 600
+TASK_TIMEOUT_S = 1800
+VAD = {"min_silence_duration_ms": 500}
+QUEUE = "bench-captions"
 
 
 # ─── inputs ───────────────────────────────────────────────────────────────────────────────────────
-def speech_video(folder: Path, seconds: float) -> Path:
-    """English speech, exactly ``seconds`` long, in a small H.264 + AAC video."""
-    per_pass = speech.duration_of(speech.speech_track(speech.ENGLISH_SENTENCES, folder / "probe.wav"))
-    repeat = int(seconds // per_pass) + 1
-    track = speech.speech_track(speech.ENGLISH_SENTENCES, folder / "long.wav", repeat=repeat)
-    return speech.mux_video(track, folder / f"speech-{int(seconds)}s.mp4", duration_s=seconds)
+def speech_inputs(folder: Path, seconds: float) -> tuple[Path, Path, str]:
+    """(16 kHz mono WAV, video carrying it losslessly, the text spoken) of about ``seconds`` of speech."""
+    sentences = speech.ENGLISH_SENTENCES
+    per_sentence = speech.duration_of(speech.speech_track(sentences, folder / "probe.wav")) / len(sentences)
+    # Whole sentences, cycled until about ``seconds``: the reference text is exactly what is spoken.
+    spoken = [sentences[i % len(sentences)] for i in range(max(1, round(seconds / per_sentence)))]
+    track = speech.speech_track(spoken, folder / f"track-{int(seconds)}.wav")
+    wav = folder / f"speech-{int(seconds)}s.wav"
+    video = folder / f"speech-{int(seconds)}s.mkv"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(track), "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le",
+                    str(wav)], check=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "color=c=navy:s=160x120:r=5", "-i", str(wav),
+                    "-shortest", "-c:v", "libx264", "-preset", "ultrafast", "-c:a", "pcm_s16le", str(video)],
+                   check=True)
+    return wav, video, " ".join(spoken)
 
 
-# ─── direct faster-whisper, in its own process ────────────────────────────────────────────────────
-def direct_child(model_name: str, video: str) -> None:
+def word_error_rate(said: str, heard: str) -> float:
+    import jiwer
+
+    normalise = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(),
+                               jiwer.Strip(), jiwer.ReduceToListOfListOfWords()])
+    return round(float(jiwer.wer(said, heard, reference_transform=normalise, hypothesis_transform=normalise)), 4)
+
+
+# ─── sequential faster-whisper, in its own process ────────────────────────────────────────────────
+def sequential_child(model_name: str, wav: str) -> None:
     """Child process: load the model, then transcribe once per "run" line on stdin, answering JSON lines."""
     from faster_whisper import WhisperModel
 
     from geminivideo.video.whisper_models import cpu_threads, resolve_model
 
-    folder = resolve_model(model_name).path
-    started = time.perf_counter()
-    model = WhisperModel(str(folder), device="cpu", compute_type="int8", cpu_threads=cpu_threads(),
-                         local_files_only=True)
-    print(json.dumps({"load_s": time.perf_counter() - started}), flush=True)
+    model = WhisperModel(str(resolve_model(model_name).path), device="cpu", compute_type="int8",
+                         cpu_threads=cpu_threads(), local_files_only=True)
+    print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
         if line.strip() != "run":
             break
-        started = time.perf_counter()
-        segments, _info = model.transcribe(video, vad_filter=True, vad_parameters={"min_silence_duration_ms": 500},
-                                           word_timestamps=True)
-        words = sum(len(s.words or ()) for s in segments)  # the generator decodes lazily: consume it all
+        usage, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        segments = list(model.transcribe(wav, vad_filter=True, vad_parameters=VAD, word_timestamps=True)[0])
         elapsed = time.perf_counter() - started
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        print(json.dumps({"transcribe_s": elapsed, "words": words, "peak_rss_mb": peak_mb}), flush=True)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = after.ru_utime + after.ru_stime - usage.ru_utime - usage.ru_stime
+        print(json.dumps({"wall_s": elapsed, "cpu_s": cpu, "segments": len(segments),
+                          "words": sum(len(s.words or ()) for s in segments),
+                          "text": " ".join(s.text.strip() for s in segments)}), flush=True)
 
 
-class Direct:
-    """The direct side, kept alive between runs so direct and task runs can alternate (fair under load)."""
+class Sequential:
+    """The sequential side, kept alive between rounds so the two sides can alternate."""
 
-    def __init__(self, model_name: str, video: Path, env: dict[str, str]) -> None:
-        argv = [sys.executable, "-m", "bench.captions", "--direct-child", model_name, str(video)]
-        self._proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                      text=True)
-        self.load_s = float(self._answer()["load_s"])
+    def __init__(self, model_name: str, wav: Path, env: dict[str, str]) -> None:
+        argv = [sys.executable, __file__, "--sequential-child", model_name, str(wav)]
+        self._proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self._answer()
 
     def _answer(self) -> dict[str, Any]:
         assert self._proc.stdout is not None
         line = self._proc.stdout.readline()
         if not line:
-            raise RuntimeError(f"direct faster-whisper process exited with {self._proc.wait()}")
+            raise RuntimeError(f"sequential faster-whisper process exited with {self._proc.wait()}")
         answer: dict[str, Any] = json.loads(line)
         return answer
 
@@ -117,104 +134,97 @@ class Direct:
         self._proc.wait(timeout=60)
 
 
-# ─── the task on a real worker ────────────────────────────────────────────────────────────────────
-def pool_peak_mb(worker: procs.ManagedProcess) -> float:
-    """VmHWM (peak resident memory) of the worker's pool process."""
-    import psutil
-
-    children = psutil.Process(worker.pid).children(recursive=True)
-    peaks = []
-    for child in children:
-        status = Path(f"/proc/{child.pid}/status").read_text()
-        line = next(row for row in status.splitlines() if row.startswith("VmHWM:"))
-        peaks.append(int(line.split()[1]) / 1024)
-    return max(peaks, default=0.0)
-
-
-def timed_task(video: Path, model_name: str) -> tuple[float, dict[str, Any]]:
+# ─── the batched task on a real worker ────────────────────────────────────────────────────────────
+def batched_task(worker: procs.ManagedProcess, video: Path, model_name: str) -> dict[str, Any]:
     from geminivideo.video.tasks import caption_task
 
-    started = time.perf_counter()
-    result: dict[str, Any] = caption_task.delay(str(video), model=model_name).get(timeout=TASK_TIMEOUT_S)
-    return time.perf_counter() - started, result
+    cpu, started = pool_cpu_s(worker), time.perf_counter()
+    result: dict[str, Any] = caption_task.apply_async(
+        args=[str(video)], kwargs={"model": model_name, "formats": ["json"], "word_timestamps": True}, queue=QUEUE,
+    ).get(timeout=TASK_TIMEOUT_S)
+    elapsed, cpu = time.perf_counter() - started, pool_cpu_s(worker) - cpu
+    document = json.loads(Path(result["json_path"]).read_text(encoding="utf-8"))
+    Path(result["json_path"]).unlink(missing_ok=True)
+    return {"wall_s": elapsed, "cpu_s": cpu, "segments": len(document["segments"]), "batched": result["batched"],
+            "words": sum(len(s.get("words", [])) for s in document["segments"]),
+            "text": " ".join(s["text"] for s in document["segments"])}
 
 
-def measure(model_name: str, video: Path, runs: int, env: dict[str, str], logs: Path) -> dict[str, Any]:
-    """Cold task run, then ``runs`` rounds of one direct and one warm task run, alternating."""
-    worker = start_bench_worker("video", "captions", str(QueueName.CAPTION), env, logs)
-    direct = Direct(model_name, video, env)
+def measure(model_name: str, seconds: float, rounds: int, env: dict[str, str], work: Path) -> dict[str, Any]:
+    wav, video, said = speech_inputs(work / "media", seconds)
+    worker = start_bench_worker("video", f"captions-{model_name}", QUEUE, env, work)
+    sequential = Sequential(model_name, wav, env)
+    runs: dict[str, list[dict[str, Any]]] = {"sequential": [], "batched": []}
     try:
-        cold_s, _ = timed_task(video, model_name)
-        direct_runs, task_runs, results = [], [], []
-        for _ in range(runs):
-            direct_runs.append(direct.run())
-            wall_s, result = timed_task(video, model_name)
-            task_runs.append(wall_s)
-            results.append(result)
-        task_peak = pool_peak_mb(worker)
+        batched_task(worker, video, model_name)  # warm-up: the worker loads the model once
+        for round_no in range(rounds):
+            for side in ("sequential", "batched") if round_no % 2 == 0 else ("batched", "sequential"):
+                runs[side].append(sequential.run() if side == "sequential" else batched_task(worker, video, model_name))
     finally:
-        direct.close()
+        sequential.close()
         worker.stop()
-    return {"direct_load_s": direct.load_s, "direct": direct_runs, "cold_s": cold_s, "warm_s": task_runs,
-            "results": results, "task_peak_rss_mb": task_peak}
+    return summarise(model_name, speech.duration_of(wav), said, runs)
 
 
 # ─── report ───────────────────────────────────────────────────────────────────────────────────────
-def summarise(model_name: str, seconds: float, runs: dict[str, Any]) -> dict[str, Any]:
-    direct_times = [r["transcribe_s"] for r in runs["direct"]]
-    direct_warm = statistics.median(direct_times)
-    task_warm = statistics.median(runs["warm_s"])
-    last = runs["results"][-1]
-    return {
-        "model": model_name, "audio_s": seconds,
-        "direct_load_s": round(runs["direct_load_s"], 3), "direct_transcribe_s": round(direct_warm, 3),
-        "direct_rtf": round(direct_warm / seconds, 4),
-        "direct_peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs["direct"]), 1),
-        "task_cold_s": round(runs["cold_s"], 3), "task_warm_s": round(task_warm, 3),
-        "task_rtf": round(task_warm / seconds, 4), "task_peak_rss_mb": round(runs["task_peak_rss_mb"], 1),
-        "overhead_ratio": round(task_warm / direct_warm, 3),
-        "task_transcribe_s": [r["transcribe_s"] for r in runs["results"]],
-        "task_model_cached": all(r["model_cached"] for r in runs["results"]),
-        "cues": last["num_cues"], "language": last["language"], "direct_words": runs["direct"][-1]["words"],
-        "runs_direct_s": [round(t, 3) for t in direct_times],
-        "runs_task_warm_s": [round(t, 3) for t in runs["warm_s"]],
-        "load_average_1m": load_average_1m(),
-    }
+def summarise(model_name: str, audio_s: float, said: str, runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    row: dict[str, Any] = {"model": model_name, "audio_s": round(audio_s, 1), "rounds": len(runs["sequential"])}
+    for side, samples in runs.items():
+        last = samples[-1]
+        row |= {f"{side}_s": round(statistics.median(s["wall_s"] for s in samples), 3),
+                f"{side}_cpu_s": round(statistics.median(s["cpu_s"] for s in samples), 3),
+                f"{side}_segments": last["segments"], f"{side}_words": last["words"],
+                f"{side}_wer": word_error_rate(said, last["text"]),
+                f"runs_{side}_s": [round(s["wall_s"], 3) for s in samples],
+                f"runs_{side}_cpu_s": [round(s["cpu_s"], 3) for s in samples]}
+    row["batched_used"] = all(s["batched"] for s in runs["batched"])
+    row["ratio"] = round(row["batched_s"] / row["sequential_s"], 3)
+    row["cpu_ratio"] = round(row["batched_cpu_s"] / row["sequential_cpu_s"], 3)
+    row["sequential_rtf"] = round(row["sequential_s"] / audio_s, 4)
+    row["batched_rtf"] = round(row["batched_s"] / audio_s, 4)
+    row["load_average_1m"] = load_average_1m()
+    return row
 
 
 def show(rows: list[dict[str, Any]]) -> None:
     print_table(
-        f"{'model':<8} {'audio':>6} {'direct load':>11} {'direct':>8} {'RTF':>6} {'peak MB':>8} "
-        f"{'task cold':>9} {'task warm':>9} {'RTF':>6} {'peak MB':>8} {'overhead':>8}",
-        [f"{r['model']:<8} {r['audio_s']:>5.0f}s {r['direct_load_s']:>10.2f}s {r['direct_transcribe_s']:>7.2f}s "
-         f"{r['direct_rtf']:>6.3f} {r['direct_peak_rss_mb']:>8.0f} {r['task_cold_s']:>8.2f}s "
-         f"{r['task_warm_s']:>8.2f}s {r['task_rtf']:>6.3f} {r['task_peak_rss_mb']:>8.0f} "
-         f"{r['overhead_ratio']:>7.2f}x" for r in rows])
+        f"{'model':<8} {'audio':>6} {'sequential':>10} {'batched':>9} {'ratio':>6} {'cpu ratio':>9} "
+        f"{'WER seq':>8} {'WER bat':>8} {'words':>11} {'load':>5}",
+        [f"{r['model']:<8} {r['audio_s']:>5.0f}s {r['sequential_s']:>9.2f}s {r['batched_s']:>8.2f}s "
+         f"{r['ratio']:>6.2f} {r['cpu_ratio']:>9.2f} {r['sequential_wer']:>8.3f} {r['batched_wer']:>8.3f} "
+         f"{r['sequential_words']:>5}/{r['batched_words']:<5} {r['load_average_1m']:>5.1f}" for r in rows])
 
 
-def whisper_env() -> dict[str, str]:
-    """The workers' and the direct side's Whisper settings: the local model cache, CPU, no downloads."""
+def whisper_env(batch_size: int) -> dict[str, str]:
+    """Both sides' Whisper settings (local models, CPU, no downloads); the worker batches every input."""
     return {"WHISPER_CACHE_DIR": os.environ.get("WHISPER_CACHE_DIR", str(ROOT / "var" / "whisper-models")),
-            "WHISPER_DEVICE": "cpu", "WHISPER_ALLOW_DOWNLOAD": "false", "HF_HUB_OFFLINE": "1"}
+            "WHISPER_DEVICE": "cpu", "WHISPER_ALLOW_DOWNLOAD": "false", "HF_HUB_OFFLINE": "1",
+            "CAPTION_BATCHING": "true", "CAPTION_BATCH_MIN_S": "0", "CAPTION_BATCH_SIZE": str(batch_size)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seconds", type=float, nargs="+", default=[60.0, 300.0])
     parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
-    parser.add_argument("--runs", type=int, default=2, help="warm runs per side")
-    parser.add_argument("--direct-child", nargs=2, metavar=("MODEL", "VIDEO"), help=argparse.SUPPRESS)
-    add_run_options(parser, "10 s of speech, tiny.en only, 1 warm run per side")
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (one run per side each)")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--sequential-child", nargs=2, metavar=("MODEL", "WAV"), help=argparse.SUPPRESS)
+    add_run_options(parser, "20 s of speech, tiny.en only, 1 round")
     args = parser.parse_args()
-    if args.direct_child:
-        direct_child(args.direct_child[0], args.direct_child[1])
+    if args.sequential_child:
+        sequential_child(*args.sequential_child)
         return
-    apply_quick(parser, args, seconds=10.0, models=["tiny.en"], runs=1)
-    with video_bench("gv-bench-captions-", whisper_env()) as (work, env):
-        video = speech_video(work / "media", args.seconds)
-        rows = [summarise(name, args.seconds, measure(name, video, args.runs, env, work)) for name in args.models]
-        show(rows)
-        write_results(output_path(args, RESULTS), rows)
+    apply_quick(parser, args, seconds=[20.0], models=["tiny.en"], rounds=1)
+    with video_bench("gv-bench-captions-", whisper_env(args.batch_size)) as (work, env):
+        rows: list[dict[str, Any]] = []
+        configurations = [(seconds, name) for seconds in args.seconds for name in args.models]
+        for seconds, name in configurations:
+            rows.append(measure(name, seconds, args.rounds, env, work))
+            show(rows)
+            # Written after each configuration, marked incomplete until the last: a long run cut short keeps
+            # what it measured, and says so.
+            write_results(output_path(args, RESULTS), rows, batch_size=args.batch_size,
+                          complete=len(rows) == len(configurations))
 
 
 if __name__ == "__main__":

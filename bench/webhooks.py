@@ -239,7 +239,9 @@ def main() -> int:
     parser.add_argument("--api-workers", type=int, default=2, help="uvicorn processes (docker-compose.yml runs 2)")
     parser.add_argument("--warmup", type=int, default=16, help="unmeasured requests per target and shape first")
     parser.add_argument("--max-seconds", type=float, default=60, help="cap per load phase")
-    parser.add_argument("--quick", action="store_true", help="a small smoke run (50 singles, 5 batches)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a small smoke run (50 singles, 5 batches); writes no results unless --output is given")
+    parser.add_argument("--output", type=Path, default=None, help="results file (default bench/results/webhooks.json)")
     args = parser.parse_args()
     if args.quick:
         args.single, args.batches, args.warmup = 50, 5, 4
@@ -281,17 +283,22 @@ def main() -> int:
                           "met": all(r.p99_ms < 250 for r in loads if r.target == "api")},
                "processed_events_per_s": {"target": 200, "measured": processing["events_per_s"],
                                           "met": processing["events_per_s"] >= 200}}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
+    results = args.output or (None if args.quick else RESULTS)  # a smoke run never overwrites bench/results
+    if results is None:
+        print("quick run: results not written (pass --output PATH to keep them)")
+        return 0
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps({
         "benchmark": "webhooks", "timestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
                     "load_average_before": load_before, "load_average_after": os.getloadavg()[0]},
-        "settings": vars(args), "loads": [asdict(r) for r in loads], "processing": processing, "targets": targets,
+        "settings": {k: v for k, v in vars(args).items() if k != "output"}, "loads": [asdict(r) for r in loads],
+        "processing": processing, "targets": targets,
     }, indent=2) + "\n")
     print(f"\nmachine load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after ({os.cpu_count()} CPUs)")
     print("targets: " + ", ".join(f"{k} {v['measured']} ({'met' if v['met'] else 'NOT met'})"
                                      for k, v in targets.items()))
-    print(f"wrote {RESULTS}")
+    print(f"wrote {results}")
     return 0
 
 

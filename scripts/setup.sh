@@ -24,6 +24,8 @@ command -v rabbitmqctl >/dev/null || test_only+=(rabbitmq-server)  # reliability
 command -v swift-proxy-server >/dev/null || test_only+=(swift swift-proxy swift-object swift-container swift-account)
 command -v memcached >/dev/null || test_only+=(memcached)
 command -v promtool >/dev/null || test_only+=(prometheus)  # telemetry tests: a real Prometheus and promtool
+command -v mediainfo >/dev/null || test_only+=(mediainfo)  # split transcode tests: independent parsers
+command -v mkvinfo >/dev/null || test_only+=(mkvtoolnix)
 
 can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; }
 if ((${#need_apt[@]} + ${#test_only[@]})) && can_apt; then

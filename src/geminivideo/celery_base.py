@@ -16,7 +16,7 @@ from typing import Any
 import redis
 import sqlalchemy.exc
 from celery import Celery, Task
-from celery.exceptions import Reject, Retry
+from celery.exceptions import Ignore, Reject, Retry
 from celery.signals import after_setup_logger, task_revoked, worker_process_init
 from kombu import Queue
 
@@ -157,8 +157,8 @@ class GeminiTask(Task):
             retval = super().__call__(*args, **kwargs)
             if attempt is not None:
                 attempt.check()  # still the attempt that holds the task, just before its result goes out
-        except Retry:
-            raise
+        except (Retry, Ignore):
+            raise  # Ignore: replaced by other tasks (a split transcode's chord), which report under this id
         except BaseException as exc:
             if attempt is not None and attempt.lost is not None:
                 raise _hand_back(attempt) from exc

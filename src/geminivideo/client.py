@@ -275,10 +275,20 @@ def cancel(task_id: str) -> JobState:
     if state.is_final:
         raise JobAlreadyFinished(f"job {task_id} already {state.status.value}; nothing to cancel")
     video_app().control.revoke(task_id, terminate=True, signal=CANCEL_SIGNAL)
+    _revoke_split_parts(task_id)
     # Also recorded here: a job still waiting in the queue has no worker to report its cancellation yet.
     ProgressPublisher(get_redis(), task_id).publish(TaskStatus.CANCELLED, None, "cancelled by request")
     _update_record(task_id, TaskStatus.CANCELLED, error="cancelled by request")
     return job_state(task_id)
+
+
+def _revoke_split_parts(task_id: str) -> None:
+    """A split transcode's parts run under ids derived from the job's: revoke them too (none for other jobs)."""
+    from geminivideo.video.split_transcode import part_ids  # video code only when a job is cancelled
+
+    parts = part_ids(get_redis(), task_id)
+    if parts:
+        video_app().control.revoke(parts, terminate=True, signal=CANCEL_SIGNAL)
 
 
 def wait_events(task_id: str, *, timeout_s: float = 3600.0) -> Iterator[ProgressEvent]:

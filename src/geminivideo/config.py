@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     whisper_cache_dir: Path = Path("var/whisper-models")
     whisper_device: Literal["auto", "cpu", "cuda"] = "auto"
     whisper_allow_download: bool = True
+    # Batched Whisper (faster-whisper's BatchedInferencePipeline) for audio of at least CAPTION_BATCH_MIN_S: on
+    # 2 CPU cores it took 0.70-0.89x the wall time of sequential decoding with the same WER (bench/captions.py);
+    # shorter audio stays sequential (one VAD chunk or two: nothing to batch).
+    caption_batching: bool = True
+    caption_batch_min_s: float = Field(60.0, ge=0)
+    caption_batch_size: int = Field(16, ge=1, le=256)
     winner_index_path: Path = Path("var/winner_index")
     # CPU threads torch and FAISS use in each ML process: an ML worker runs several pool processes, and on a
     # busy host more threads than free cores made embedding and search 3-10x slower (bench/winners.py).
@@ -210,6 +216,11 @@ class Settings(BaseSettings):
     worker_metrics_address: str = "127.0.0.1"
     prometheus_multiproc_dir: Path | None = None  # where a host's processes share their counters
     otel_exporter_otlp_endpoint: str | None = None  # traces are set up only when this is set
+    # Split-and-stitch transcoding (video/split_transcode.py): inputs longer than SPLIT_MIN_S are cut at
+    # keyframes into parts of about SPLIT_SEGMENT_S (at most SPLIT_MAX_SEGMENTS), each encoded by its own task.
+    split_min_s: float = Field(300.0, gt=0)
+    split_segment_s: float = Field(60.0, gt=0)
+    split_max_segments: int = Field(64, ge=2, le=1000)
 
     @field_validator("media_roots", mode="before")
     @classmethod

@@ -40,6 +40,9 @@ class TaskName(StrEnum):
     RENDER_VIDEO = "render_video_task"
     GENERATE_PREVIEW = "generate_preview_task"
     TRANSCODE = "transcode_task"
+    TRANSCODE_SEGMENT = "transcode_segment_task"  # one part of a split-and-stitch transcode
+    TRANSCODE_STITCH = "transcode_stitch_task"  # joins the parts and muxes the audio (takes the job's task id)
+    TRANSCODE_SPLIT_FAILED = "transcode_split_failed_task"  # the chord's error callback
     CAPTION = "caption_task"
     CLEANUP = "cleanup_task"
     MONITOR_RESOURCES = "monitor_resources_task"
@@ -99,6 +102,9 @@ TASK_QUEUE: dict[TaskName, QueueName] = {
     TaskName.RENDER_VIDEO: QueueName.RENDER,
     TaskName.GENERATE_PREVIEW: QueueName.PREVIEW,
     TaskName.TRANSCODE: QueueName.TRANSCODE,
+    TaskName.TRANSCODE_SEGMENT: QueueName.TRANSCODE,
+    TaskName.TRANSCODE_STITCH: QueueName.TRANSCODE,
+    TaskName.TRANSCODE_SPLIT_FAILED: QueueName.TRANSCODE,
     TaskName.CAPTION: QueueName.CAPTION,
     TaskName.CLEANUP: QueueName.MAINTENANCE,
     TaskName.MONITOR_RESOURCES: QueueName.MAINTENANCE,
@@ -122,6 +128,9 @@ VIDEO_TASKS: tuple[TaskName, ...] = (
     TaskName.RENDER_VIDEO,
     TaskName.GENERATE_PREVIEW,
     TaskName.TRANSCODE,
+    TaskName.TRANSCODE_SEGMENT,
+    TaskName.TRANSCODE_STITCH,
+    TaskName.TRANSCODE_SPLIT_FAILED,
     TaskName.CAPTION,
     TaskName.CLEANUP,
     TaskName.MONITOR_RESOURCES,
@@ -417,6 +426,7 @@ class TranscodeResult(BaseModel):
     output_url: str | None = None  # the main output's s3:// URI when outputs go to the object store
     download_url: str | None = None  # presigned GET of output_url
     outputs: list[StoredObject] = Field(default_factory=list)
+    parts: int | None = None  # a split-and-stitch transcode: how many parts were encoded separately
 
 
 # ─── Video: captions ──────────────────────────────────────────────────────────────────────────────
@@ -453,6 +463,7 @@ class CaptionResult(BaseModel):
     model_loads: int = 0  # Whisper models this worker process has loaded so far
     model_load_s: float = 0.0
     transcribe_s: float = 0.0
+    batched: bool = False  # faster-whisper's batched pipeline (CAPTION_BATCHING) transcribed it
     processing_s: float = 0.0
     worker_pid: int | None = None
     output_url: str | None = None  # the main output's s3:// URI when outputs go to the object store

@@ -19,6 +19,9 @@ def time_limits(settings: Settings) -> Mapping[TaskName, TimeLimit]:
         TaskName.RENDER_VIDEO: grace_limit(settings.render_timeout),
         TaskName.GENERATE_PREVIEW: grace_limit(settings.preview_timeout),
         TaskName.TRANSCODE: grace_limit(settings.transcode_timeout),
+        TaskName.TRANSCODE_SEGMENT: grace_limit(settings.transcode_timeout),
+        TaskName.TRANSCODE_STITCH: grace_limit(settings.transcode_timeout),
+        TaskName.TRANSCODE_SPLIT_FAILED: TimeLimit(60, 90),
         TaskName.CAPTION: grace_limit(settings.caption_timeout),
         TaskName.CLEANUP: TimeLimit(30 * 60, 31 * 60),
         TaskName.MONITOR_RESOURCES: TimeLimit(50, 55),
@@ -48,7 +51,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
 
 SPEC = AppSpec(
     name="video",
-    include=("geminivideo.video.tasks",),
+    include=("geminivideo.video.tasks", "geminivideo.video.split_tasks"),
     queues=VIDEO_QUEUE_ORDER,
     time_limits=time_limits,
     beat_schedule=beat_schedule,

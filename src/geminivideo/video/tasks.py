@@ -22,7 +22,7 @@ from geminivideo.contracts import (
     utcnow,
 )
 from geminivideo.storage.staging import task_media
-from geminivideo.video import captions, fleet, preview, render, resources, transcode
+from geminivideo.video import captions, fleet, preview, render, resources, split_tasks, transcode
 from geminivideo.video.celery_app import app
 
 
@@ -47,6 +47,8 @@ def transcode_task(
 ) -> dict[str, Any]:
     payload = parse_payload(TranscodeJob, {"input_path": input_path, "output_format": output_format or {},
                                            "output_url": output_url})
+    if not split_tasks.uses_object_store(payload):  # split parts share their segments through the local disk
+        split_tasks.start_split(self, payload)  # a long input: replaced by a chord of parts (raises Ignore)
     with task_media(self.request.id, payload.output_url) as media:
         return media.publish(transcode.transcode(payload, self.progress().processing), payload).model_dump(mode="json")
 

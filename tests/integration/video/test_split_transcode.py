@@ -1,0 +1,190 @@
+"""Split-and-stitch transcodes on real workers: several workers encode the parts of one job, and the result
+is what a single encode would give (same frame count, duration within a frame, every seam where the
+source had it), valid for ffprobe and for two independent parsers (mediainfo, mkvinfo).
+
+Workers here run with SPLIT_MIN_S=3 and SPLIT_SEGMENT_S=2 so a 10-second clip with a keyframe every
+second splits into five parts: the media stays tiny. The job itself goes to a queue private to the test
+(its parts go to ``transcode_queue`` like in production), so a session worker with the default
+SPLIT_MIN_S cannot take the job and encode it in one piece.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from geminivideo import client as job_client
+from geminivideo import procs
+from geminivideo.contracts import QueueName, TaskStatus
+from geminivideo.video.split_transcode import part_task_id
+from geminivideo.video.tasks import transcode_task
+from tests.integration.video.support import (
+    assert_progress_protocol,
+    entries,
+    ffmpeg_processes,
+    partial_files,
+    run,
+    send,
+    wait_no_ffmpeg,
+    wait_status,
+)
+from tests.support.env import TestEnv as HarnessEnv
+
+pytestmark = pytest.mark.slow
+
+SPLIT_ENV = {"SPLIT_MIN_S": "3", "SPLIT_SEGMENT_S": "2"}
+
+
+def _make_source(path: Path, *, duration_s: int, size: str, fps: int = 25, audio: bool = True) -> Path:
+    """x264 with a keyframe every second and an AAC tone: a source that splits at every SPLIT_SEGMENT_S."""
+    tone = ["-f", "lavfi", "-i", f"sine=f=330:d={duration_s}:sample_rate=48000"] if audio else []
+    sound = ["-c:a", "aac", "-shortest"] if audio else ["-an"]
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc2=s={size}:r={fps}:d={duration_s}", *tone, "-c:v", "libx264", "-preset", "ultrafast",
+                    "-g", str(fps), "-pix_fmt", "yuv420p", *sound, "-movflags", "+faststart", str(path)],
+                   check=True, timeout=120)
+    return path
+
+
+def _frames(path: Path) -> int:
+    """Decoded frame count (ffprobe decodes every frame)."""
+    done = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                           "stream=nb_read_frames", "-of", "csv=p=0", str(path)], capture_output=True, text=True,
+                          check=True, timeout=120)
+    return int(done.stdout.strip().split(",")[0])
+
+
+def _video_duration(path: Path) -> float:
+    done = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time",
+                           "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True, timeout=60)
+    times = sorted(float(t) for t in done.stdout.split())
+    return times[-1] - times[0] + 1 / 25
+
+
+def _mediainfo(path: Path, field: str) -> str:
+    done = subprocess.run(["mediainfo", f"--Inform=Video;%{field}%", str(path)], capture_output=True, text=True,
+                          check=True, timeout=60)
+    return done.stdout.strip()
+
+
+def _assert_like_single_encode(output: Path, source: Path) -> None:
+    assert _frames(output) == _frames(source)
+    assert _video_duration(output) == pytest.approx(_video_duration(source), abs=1 / 25)
+    assert int(_mediainfo(output, "FrameCount")) == _frames(source)  # an independent parser agrees
+    if output.suffix in (".mkv", ".webm"):
+        done = subprocess.run(["mkvinfo", str(output)], capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0 and "Segment" in done.stdout, done.stdout[-500:] + done.stderr[-500:]
+    subprocess.run(["ffmpeg", "-v", "error", "-xerror", "-i", str(output), "-f", "null", "-"], check=True,
+                   timeout=120)  # decodes end to end without an error
+
+
+@pytest.fixture
+def split_workers(start_worker: Callable[..., procs.ManagedProcess]) -> Callable[[int], str]:
+    """Start ``n`` transcode workers (concurrency 1) that split long inputs; return the job queue's name."""
+
+    def _start(n: int) -> str:
+        queue = f"split-test-{uuid.uuid4().hex[:8]}"
+        for i in range(n):
+            start_worker("video", queues=[queue, str(QueueName.TRANSCODE)], concurrency=1, name=f"split{i}",
+                         **SPLIT_ENV)
+        return queue
+
+    return _start
+
+
+def _part_workers(job_id: str, parts: int) -> set[str]:
+    """Which workers encoded the parts (result_extended stores the worker's name with each result)."""
+    return {str(transcode_task.AsyncResult(part_task_id(job_id, i)).worker) for i in range(parts)}
+
+
+@pytest.mark.parametrize(("fmt", "audio"), [({"codec": "vp9", "container": "webm", "preset": "veryfast"}, True),
+                                            ({"codec": "h264", "container": "mp4", "preset": "veryfast"}, True),
+                                            ({"codec": "av1", "container": "mkv", "preset": "12"}, False)],
+                         ids=["vp9-webm", "h264-mp4", "av1-mkv-no-audio"])
+def test_split_across_two_workers_matches_a_single_encode(fmt: dict[str, Any], audio: bool, split_workers,
+                                                          redis_client, test_env: HarnessEnv) -> None:
+    queue = split_workers(2)
+    source = _make_source(test_env.media_dir / f"split-{uuid.uuid4().hex[:6]}.mp4", duration_s=10, size="320x240",
+                          audio=audio)
+    temp_before = entries(test_env.temp_dir)
+    outcome = run(redis_client, transcode_task, str(source), fmt, queue=queue, timeout_s=240)
+    assert outcome.error is None, outcome.error
+    result = outcome.value
+    assert result["parts"] == 5 and result["codec"] == fmt["codec"] and result["container"] == fmt["container"]
+    output = Path(result["output_path"])
+    _assert_like_single_encode(output, source)
+    assert (result["audio_codec"] is not None) is audio
+    assert len(_part_workers(outcome.result.id, 5)) == 2, "both workers should have encoded parts"
+    assert_progress_protocol(outcome.events, TaskStatus.COMPLETED)
+    assert any("parts" in e.message for e in outcome.events), [e.message for e in outcome.events]
+    assert entries(test_env.temp_dir) == temp_before and not partial_files(test_env.render_dir, test_env.temp_dir)
+
+
+def _pool_child_running(marker: str) -> psutil.Process:
+    procs.wait_until(lambda: bool(ffmpeg_processes(marker)), 120, interval_s=0.05, what=f"FFmpeg for {marker}")
+    return ffmpeg_processes(marker)[0].parent()
+
+
+def test_part_whose_worker_is_killed_is_retried_and_output_stays_frame_exact(split_workers, redis_client,
+                                                                             test_env: HarnessEnv) -> None:
+    queue = split_workers(2)
+    source = _make_source(test_env.media_dir / f"kill-{uuid.uuid4().hex[:6]}.mp4", duration_s=10, size="640x360")
+    fmt = {"codec": "h264", "container": "mkv", "preset": "slower"}  # a part takes seconds: time to kill it
+    result, listener = send(redis_client, transcode_task, str(source), fmt, queue=queue)
+    try:
+        marker = f"split-{result.id}/source0002"
+        child = _pool_child_running(marker)
+        child.kill()  # kill -9 of the pool process mid-part; its FFmpeg dies with it (PDEATHSIG)
+        value = result.get(timeout=300)
+    finally:
+        listener.close()
+    assert transcode_task.AsyncResult(part_task_id(result.id, 2)).state == "SUCCESS"
+    _assert_like_single_encode(Path(value["output_path"]), source)
+
+
+def test_cancelling_a_split_job_stops_its_parts_and_removes_scratch(split_workers, redis_client,
+                                                                    test_env: HarnessEnv) -> None:
+    queue = split_workers(1)
+    source = _make_source(test_env.media_dir / f"cancel-{uuid.uuid4().hex[:6]}.mp4", duration_s=10, size="640x360")
+    fmt = {"codec": "h264", "container": "mkv", "preset": "veryslow"}
+    temp_before = entries(test_env.temp_dir)
+    result, listener = send(redis_client, transcode_task, str(source), fmt, queue=queue)
+    try:
+        wait_status(redis_client, result.id, [TaskStatus.PROCESSING], timeout_s=120, min_progress=5.0)
+        _pool_child_running(f"split-{result.id}/source")
+        state = job_client.cancel(result.id)
+        assert state.status is TaskStatus.CANCELLED
+    finally:
+        listener.close()
+    wait_no_ffmpeg(f"split-{result.id}", timeout_s=20)
+    procs.wait_until(lambda: entries(test_env.temp_dir) == temp_before, 20, what="split scratch folder removed")
+    assert not partial_files(test_env.render_dir)
+    assert job_client.job_state(result.id).status is TaskStatus.CANCELLED
+
+
+def test_a_part_that_keeps_failing_fails_the_job_once_and_cleans_up(split_workers, redis_client,
+                                                                    test_env: HarnessEnv) -> None:
+    queue = split_workers(1)
+    source = _make_source(test_env.media_dir / f"fail-{uuid.uuid4().hex[:6]}.mp4", duration_s=10, size="640x360")
+    fmt = {"codec": "h264", "container": "mkv", "preset": "slower"}
+    temp_before = entries(test_env.temp_dir)
+    result, listener = send(redis_client, transcode_task, str(source), fmt, queue=queue)
+    try:
+        # Split done (parts run in order on the one worker): spoil the last part before it is encoded.
+        wait_status(redis_client, result.id, [TaskStatus.PROCESSING], timeout_s=120, min_progress=5.0)
+        (test_env.temp_dir / f"split-{result.id}" / "source0004.mkv").write_bytes(b"not a video any more")
+        with pytest.raises(Exception, match="part 4"):
+            result.get(timeout=240)
+    finally:
+        listener.close()
+    failed = wait_status(redis_client, result.id, [TaskStatus.FAILED], timeout_s=30)
+    assert "part 4" in failed.message
+    assert transcode_task.AsyncResult(part_task_id(result.id, 4)).retries == 2  # retried alone before giving up
+    procs.wait_until(lambda: entries(test_env.temp_dir) == temp_before, 30, what="split scratch folder removed")
+    assert not partial_files(test_env.render_dir)
