@@ -1,19 +1,16 @@
 """Who is signed in: one function turns an API key into an identity.
 
-Today the API's keys are the anonymous ``API_KEYS`` list checked by ``api.deps.require_api_key``; the key
-store of the security work will give keys names, scopes and a tenant. Everything in the console asks only
-``identify(key)``, so switching to the key store changes this one function.
+The console signs in with the same keys as the JSON API (``geminivideo keys create`` or the bootstrap
+``API_KEYS``), through the API's own ``auth.authenticate``: a key's name, scopes and tenant become the
+session's identity, and its name is what a decision records. Everything in the console asks only
+``identify(key)``.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 
-from fastapi import HTTPException
-
-from geminivideo.api.deps import require_api_key
-from geminivideo.config import get_settings
+from geminivideo.api.auth import authenticate
 
 MAX_KEY_LENGTH = 512
 
@@ -35,22 +32,17 @@ class Identity:
         return self.tenant_id is None or self.tenant_id == tenant_id
 
 
-def key_name(key: str) -> str:
-    """A stable, non-secret name for an unnamed key: a prefix of its SHA-256 (the key itself is never shown)."""
-    return "api-key-" + hashlib.sha256(key.encode()).hexdigest()[:10]
-
-
 def identify(key: str) -> Identity | None:
-    """The identity of ``key``, or None when the API would refuse it.
+    """The identity of ``key``, or None when the API would refuse it (blocking: it may read the key table).
 
-    The console never signs anyone in while no key is configured, even though the JSON API is then open:
-    a person who approves budget changes must be someone.
+    ``API_AUTH=off`` opens the JSON API to loopback callers but signs nobody in here: a person who approves
+    budget changes must be someone with a key.
     """
     key = key.strip()
-    if not key or len(key) > MAX_KEY_LENGTH or not get_settings().api_keys:
+    if not key or len(key) > MAX_KEY_LENGTH:
         return None
-    try:
-        require_api_key(x_api_key=key)
-    except HTTPException:
+    principal = authenticate(key)
+    if principal is None:
         return None
-    return Identity(name=key_name(key))
+    return Identity(name=principal.name, scopes=tuple(sorted(str(s) for s in principal.scopes)),
+                    tenant_id=principal.tenant_id)

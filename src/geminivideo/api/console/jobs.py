@@ -17,6 +17,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from geminivideo import client
 from geminivideo.api import jobs as jobs_api
+from geminivideo.api import limits
+from geminivideo.api.auth import Principal
 from geminivideo.api.console import sessions
 from geminivideo.api.console.rendering import SECURITY_HEADERS, render
 from geminivideo.api.console.sessions import ConsoleSession, require_session
@@ -79,13 +81,13 @@ def _progress_records(task_ids: list[str]) -> dict[str, ProgressEvent]:
     return {t: ProgressEvent.model_validate_json(raw) for t, raw in zip(task_ids, raws, strict=True) if raw}
 
 
-def recent_jobs(kind: str, job_status: str, limit: int = 50) -> list[JobRow]:
+def recent_jobs(kind: str, job_status: str, limit: int = 50, tenant_id: str | None = None) -> list[JobRow]:
     """Recent jobs newest first, with the status and progress of each job's ``task_status`` record.
 
     The record is fresher than the row for a running job, and keeps how far a cancelled or failed one got.
     """
     rows = client.list_jobs(kind=JobKind(kind) if kind else None, status=TaskStatus(job_status) if job_status else None,
-                            limit=limit)
+                            limit=limit, tenant_id=tenant_id)
     records = _progress_records([r.task_id for r in rows])
     out = []
     for row in rows:
@@ -104,7 +106,7 @@ async def jobs_page(request: Request, session: Annotated[ConsoleSession, Depends
     job_status = job_status if job_status in {s.value for s in TaskStatus} else ""
     error = ""
     try:
-        rows = await run_in_threadpool(recent_jobs, kind, job_status)
+        rows = await run_in_threadpool(recent_jobs, kind, job_status, 50, session.identity.tenant_id)
     except (DependencyUnavailable, redis.RedisError, SQLAlchemyError) as exc:
         rows, error = [], f"Could not read the jobs: {type(exc).__name__}: {str(exc).splitlines()[0]}"
     return render(request, "jobs.html", session, page="jobs", rows=rows, kind=kind, job_status=job_status,
@@ -112,15 +114,25 @@ async def jobs_page(request: Request, session: Annotated[ConsoleSession, Depends
                   query=urlencode({"kind": kind, "status": job_status}))
 
 
+async def _console_stream_slot(request: Request, session: Annotated[ConsoleSession, Depends(require_session)]
+                               ) -> AsyncIterator[None]:
+    """The API's open-stream caps (SSE_MAX_STREAMS, per key and in total) for a console page's stream too."""
+    who = Principal(name=session.identity.name, tenant_id=session.identity.tenant_id)
+    async for _ in limits.stream_slot(request, who):
+        yield
+
+
 @router.get("/console/jobs/{task_id}/events", include_in_schema=False, response_class=EventSourceResponse)
-async def job_events(task_id: str, session: Annotated[ConsoleSession, Depends(require_session)]
-                     ) -> AsyncIterator[ServerSentEvent]:
+async def job_events(task_id: str, session: Annotated[ConsoleSession, Depends(require_session)],
+                     _slot: Annotated[None, Depends(_console_stream_slot)]) -> AsyncIterator[ServerSentEvent]:
     """The jobs API's own SSE stream (``GET /api/jobs/{id}/events``), behind the console's session."""
     try:
+        if not await run_in_threadpool(client.job_visible, task_id, session.identity.tenant_id):
+            raise UnknownJob(task_id)  # another tenant's job reads as unknown
         state = await run_in_threadpool(client.job_state, task_id)
     except UnknownJob:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no job with id {task_id!r}") from None
-    async for event in jobs_api.job_events(task_id, state, timeout_s=3600):
+    async for event in jobs_api.job_events(task_id, state, None, timeout_s=3600):
         yield event
 
 
@@ -130,6 +142,8 @@ async def cancel_job(task_id: str, request: Request, session: Annotated[ConsoleS
     form = await sessions.read_form(request)
     sessions.check_csrf(request, session, form)
     try:
+        if not await run_in_threadpool(client.job_visible, task_id, session.identity.tenant_id):
+            raise UnknownJob(f"no job with id {task_id!r}")  # another tenant's job reads as unknown
         state = await run_in_threadpool(client.cancel, task_id)
         sessions.flash(session, "ok", f"Job {task_id} {state.status.value}.")
     except (UnknownJob, JobAlreadyFinished, DependencyUnavailable) as exc:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse
 
 from geminivideo.api.console import sessions
@@ -58,7 +59,7 @@ async def sign_in(request: Request) -> Response:
         minutes = sessions.FAILED_SIGN_IN_WINDOW_S // 60
         return _sign_in_page(request, next_url, f"Too many failed sign-ins from this address; try again in "
                              f"{minutes} minutes.", status.HTTP_429_TOO_MANY_REQUESTS)
-    identity = identify(form.get("api_key", ""))
+    identity = await run_in_threadpool(identify, form.get("api_key", ""))
     if identity is None:
         sessions.record_failed_sign_in(client)
         return _sign_in_page(request, next_url, "That API key was not accepted. Check it and try again.",
