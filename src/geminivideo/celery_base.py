@@ -33,7 +33,7 @@ from geminivideo.contracts import (
 from geminivideo.errors import Cancelled, InvalidPayload, LeaseLost, TransientError
 from geminivideo.leases import fencing
 from geminivideo.leases.backend import fenced_url
-from geminivideo.leases.rabbitmq import consumer_arguments
+from geminivideo.leases.consumer_timeout import consumer_arguments
 from geminivideo.progress import ProgressPublisher
 from geminivideo.redis_client import get_redis, reset_redis
 from geminivideo.redis_transport import TRANSPORT_PATH as REDIS_TRANSPORT

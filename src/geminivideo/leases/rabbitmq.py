@@ -22,45 +22,16 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
 
 from geminivideo.config import Settings, get_settings
-from geminivideo.contracts import TASK_QUEUE, QueueName, TaskName
-
-RETRY_COUNTDOWN_MAX_S = 300  # GeminiTask.retry_backoff_max: the longest a retry waits unacknowledged for its ETA
-
-
-class _Limit(Protocol):
-    @property
-    def hard_s(self) -> int: ...
-
-
-def consumer_timeout_s(queue: QueueName | str, settings: Settings, limits: Mapping[TaskName, _Limit]) -> float:
-    """How long a delivery of ``queue`` may stay unacknowledged: longest hard limit + retry countdown + margin."""
-    hard = [limit.hard_s for task, limit in limits.items() if str(TASK_QUEUE.get(task)) == str(queue)]
-    longest = max(hard) if hard else max(limit.hard_s for limit in limits.values())
-    return float(longest + RETRY_COUNTDOWN_MAX_S + settings.visibility_margin_s)
-
-
-def consumer_arguments(queue: QueueName | str, settings: Settings, limits: Mapping[TaskName, _Limit]
-                       ) -> dict[str, Any]:
-    """``basic.consume`` arguments of ``queue``'s consumers (RabbitMQ >= 3.12 honours them)."""
-    return {"x-consumer-timeout": int(consumer_timeout_s(queue, settings, limits) * 1000)}
-
-
-def server_timeout_ms(settings: Settings, all_limits: Iterable[Mapping[TaskName, _Limit]]) -> int:
-    """The server-wide ``consumer_timeout`` (ms) that covers every queue: what RabbitMQ 3.10/3.11 need."""
-    longest = max(consumer_timeout_s(queue, settings, limits)
-                  for limits in all_limits for queue in {str(TASK_QUEUE[t]) for t in limits if t in TASK_QUEUE})
-    return int(longest * 1000)
+from geminivideo.leases.consumer_timeout import server_timeout_ms
+from geminivideo.ml.celery_app import SPEC as ML_SPEC
+from geminivideo.video.celery_app import SPEC as VIDEO_SPEC
 
 
 def required_server_timeout_ms(settings: Settings) -> int:
     """``server_timeout_ms`` for both apps' shipped limits under ``settings``."""
-    from geminivideo.ml.celery_app import SPEC as ML_SPEC  # the apps import this module: late import
-    from geminivideo.video.celery_app import SPEC as VIDEO_SPEC
-
     return server_timeout_ms(settings, [ML_SPEC.time_limits(settings), VIDEO_SPEC.time_limits(settings)])
 
 

@@ -6,8 +6,8 @@
   the bucket, downloads the object once per attempt into a private folder in TEMP_DIR (held in the
   in-use registry so cleanup leaves it alone while the task runs) and returns the local path, which then
   goes through the same probe and demuxer policy as a local file;
-- ``publish(result, job)`` uploads the verified outputs when OUTPUT_URL or the job's ``output_url`` is
-  set (see ``storage.outputs``).
+- ``storage.outputs.publish_result(media, result, job)`` uploads the verified outputs when OUTPUT_URL or
+  the job's ``output_url`` is set.
 
 The folder is removed when the scope ends, however the task ends. Render probes its scenes from a thread
 pool, so the scope is also visible process-wide (a prefork child runs one task at a time).
@@ -79,11 +79,6 @@ class TaskMedia:
             if str(path) == local:
                 return uri
         return local
-
-    def publish(self, result: R, job: BaseModel) -> R:
-        from geminivideo.storage.outputs import publish_result
-
-        return publish_result(self, result, job)
 
     def close(self) -> None:
         try:

@@ -21,6 +21,7 @@ from geminivideo.contracts import (
     parse_payload,
     utcnow,
 )
+from geminivideo.storage.outputs import publish_result
 from geminivideo.storage.staging import task_media
 from geminivideo.video import captions, fleet, preview, render, resources, split_tasks, transcode
 from geminivideo.video.celery_app import app
@@ -30,15 +31,16 @@ from geminivideo.video.celery_app import app
 def render_video_task(self: GeminiTask, job: dict[str, Any]) -> dict[str, Any]:
     payload = parse_payload(RenderJob, job)
     with task_media(self.request.id, payload.output_url) as media:  # s3:// inputs in, outputs out
-        return media.publish(render.render_video(payload, self.progress().processing), payload).model_dump(mode="json")
+        result = render.render_video(payload, self.progress().processing)
+        return publish_result(media, result, payload).model_dump(mode="json")
 
 
 @app.task(name=str(TaskName.GENERATE_PREVIEW), bind=True, shared=False, records_video_job=True)
 def generate_preview_task(self: GeminiTask, video_path: str, num_frames: int = 10, **options: Any) -> dict[str, Any]:
     payload = parse_payload(PreviewJob, {"video_path": video_path, "num_frames": num_frames, **options})
     with task_media(self.request.id, payload.output_url) as media:
-        return media.publish(preview.generate_preview(payload, self.progress().processing), payload).model_dump(
-            mode="json")
+        result = preview.generate_preview(payload, self.progress().processing)
+        return publish_result(media, result, payload).model_dump(mode="json")
 
 
 @app.task(name=str(TaskName.TRANSCODE), bind=True, shared=False, records_video_job=True)
@@ -50,7 +52,8 @@ def transcode_task(
     if not split_tasks.uses_object_store(payload):  # split parts share their segments through the local disk
         split_tasks.start_split(self, payload)  # a long input: replaced by a chord of parts (raises Ignore)
     with task_media(self.request.id, payload.output_url) as media:
-        return media.publish(transcode.transcode(payload, self.progress().processing), payload).model_dump(mode="json")
+        result = transcode.transcode(payload, self.progress().processing)
+        return publish_result(media, result, payload).model_dump(mode="json")
 
 
 @app.task(name=str(TaskName.CAPTION), bind=True, shared=False, records_video_job=True)
@@ -62,8 +65,8 @@ def caption_task(
               **({"formats": formats} if formats is not None else {}), **options}
     payload = parse_payload(CaptionJob, fields)
     with task_media(self.request.id, payload.output_url) as media:
-        return media.publish(captions.caption_video(payload, self.progress().processing), payload).model_dump(
-            mode="json")
+        result = captions.caption_video(payload, self.progress().processing)
+        return publish_result(media, result, payload).model_dump(mode="json")
 
 
 @app.task(name=str(TaskName.CLEANUP), bind=True, shared=False)
