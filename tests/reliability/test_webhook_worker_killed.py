@@ -2,9 +2,9 @@
 with ``kill -9`` while the task waits on the CRM (before its transaction), then another worker applies the change
 exactly once: one conversion, one credit on the deal and on the ad, the event ``processed``.
 
-RabbitMQ redelivers at once. On Redis the same change comes back after the webhook queue's visibility timeout
-(210 s with the shipped limits; the mechanism is measured per queue with real video tasks in
-test_worker_killed.py), so that variant is not repeated here.
+RabbitMQ redelivers at once. On Redis the same change comes back once the dead worker's lease lapses
+(LEASE_TIMEOUT_S; measured with real video tasks in test_worker_killed.py and test_leases.py, where a webhook
+batch taken over mid-flight is also checked), so that variant is not repeated here.
 """
 
 from __future__ import annotations

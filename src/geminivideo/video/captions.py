@@ -30,6 +30,7 @@ import numpy as np
 from geminivideo.config import get_settings
 from geminivideo.contracts import CaptionJob, CaptionResult, utcnow
 from geminivideo.errors import InvalidPayload, MediaUnreadable, OutOfSpace, UnsupportedOption
+from geminivideo.leases import fencing
 from geminivideo.progress import ProgressCallback, no_progress
 from geminivideo.telemetry.tracing import traced
 from geminivideo.video import whisper_models
@@ -237,6 +238,7 @@ def write_atomically(files: Mapping[Path, str]) -> None:
                 handle.write(text)
                 handle.flush()
                 os.fsync(handle.fileno())
+        fencing.check_current()  # only the attempt that holds the task may put captions in place
         for final, temp in temps.items():
             os.replace(temp, final)
             placed.append(final)

@@ -21,6 +21,7 @@ from typing import Any
 
 from geminivideo.config import get_settings
 from geminivideo.errors import MediaUnreadable, ProcessingFailed
+from geminivideo.leases import fencing
 from geminivideo.video.ffmpeg import PARTIAL_MARKER, MediaInfo, probe, run_ffmpeg
 from geminivideo.video.inuse import in_use
 from geminivideo.video.media import resolve_input
@@ -63,6 +64,7 @@ def atomic_dir(final: Path) -> Iterator[Path]:
     try:
         with in_use(temp):
             yield temp
+        fencing.check_current()  # only the attempt that holds the task may put the folder in place
         os.replace(temp, final)
     except BaseException:
         shutil.rmtree(temp, ignore_errors=True)
