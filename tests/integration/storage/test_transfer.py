@@ -76,13 +76,14 @@ def test_access_denied_is_permanent_names_the_bucket_and_no_secret(
     bucket: str, s3: BaseClient, object_store: StoreHandle, store_env: dict[str, str], tmp_path: Path
 ) -> None:
     s3.put_object(Bucket=bucket, Key="private.mp4", Body=b"data")
+    upload = tmp_path / "up.bin"
+    upload.write_bytes(b"1")
     with applied({**store_env, "AWS_ACCESS_KEY_ID": READER_KEY, "AWS_SECRET_ACCESS_KEY": READER_SECRET}):
         reset_client()
         with pytest.raises(StorageAccessDenied) as caught:
             transfer.download(ObjectUri(bucket, "private.mp4"), tmp_path / "p.mp4", field="video_path")
         with pytest.raises(StorageAccessDenied):
-            transfer.upload(tmp_path.joinpath("up.bin"), ObjectUri(bucket, "up.bin"), task_id="t") \
-                if tmp_path.joinpath("up.bin").write_bytes(b"1") else None
+            transfer.upload(upload, ObjectUri(bucket, "up.bin"), task_id="t")
     reset_client()
     message = str(caught.value)
     assert isinstance(caught.value, PermanentError) and repr(bucket) in message
