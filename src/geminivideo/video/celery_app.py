@@ -58,5 +58,5 @@ SPEC = AppSpec(
 )
 
 app = make_celery(SPEC)
-app.conf.worker_direct = True  # each worker also consumes <nodename>.dq: the daily cleanup reaches every host
+app.conf.worker_direct = True  # each worker also consumes <nodename>.dq2: the daily cleanup reaches every host
 app.steps["worker"].add(ResourceMonitorStep)

@@ -3,7 +3,7 @@
 Beat sends one ``cleanup_task(all_hosts=True)``. The worker that takes it asks every video worker, by a
 broadcast control command (``gv_host``), which host it is on and which folders it cleans; it then sends
 ``cleanup_task`` to one worker per distinct (host, folders) through that worker's own direct queue
-(``worker_direct``: ``<nodename>.dq``), and cleans its own host itself. Each host thus cleans its own
+(``worker_direct``: ``<nodename>.dq2``), and cleans its own host itself. Each host thus cleans its own
 TEMP_DIR, RENDER_DIR and PREVIEW_DIR and aborts its stale multipart uploads; workers sharing a host and
 folders are cleaned once.
 """

@@ -40,7 +40,9 @@ def test_every_task_is_registered_on_a_live_worker(video_worker: procs.ManagedPr
 def test_workers_consume_their_queues_most_urgent_first(video_worker: procs.ManagedProcess) -> None:
     hostname = str(video_worker.extra["hostname"])
     queues = [q["name"] for q in _inspect(video_app, hostname).active_queues()[hostname]]
-    assert queues == ["maintenance", "render_queue", "transcode_queue", "caption_queue", "preview_queue"]
+    # Last, the worker's own direct queue (<nodename>.dq2): how the daily cleanup reaches every host.
+    assert queues == ["maintenance", "render_queue", "transcode_queue", "caption_queue", "preview_queue",
+                      f"{hostname}.dq2"]
 
 
 @pytest.fixture
