@@ -27,6 +27,7 @@ from tests.support import env as support_env
 from tests.support.env import applied
 
 LOOPBACK = ("127.0.0.1", 50000)
+INSPECT_TIMEOUT_S = 5
 ADS = [{"ad_id": "a", "impressions": 1000, "clicks": 30, "spend": 10, "age_hours": 100}, {"ad_id": "b"}]
 
 
@@ -126,8 +127,9 @@ async def _workers_storm_and_ingest(base: str) -> tuple[list[float], list[float]
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     async with httpx.AsyncClient(timeout=60, limits=limits) as http:
         quiet = await _webhook_latencies(http, base, 40)
-        # No worker answers on this broker: each inspection waits out its whole 3 s timeout.
-        storm = [asyncio.create_task(http.get(f"{base}/api/workers", params={"timeout_s": 3})) for _ in range(100)]
+        # No worker answers on this broker: each inspection waits out its whole timeout.
+        storm = [asyncio.create_task(http.get(f"{base}/api/workers", params={"timeout_s": INSPECT_TIMEOUT_S}))
+                 for _ in range(100)]
         await asyncio.sleep(0.2)
         loaded = await _webhook_latencies(http, base, 40)
         statuses = [r.status_code for r in await asyncio.gather(*storm)]
@@ -137,8 +139,10 @@ async def _workers_storm_and_ingest(base: str) -> tuple[list[float], list[float]
 def test_parallel_worker_inspections_do_not_stall_webhook_ingest(served_api: str) -> None:
     quiet, loaded, statuses = asyncio.run(_workers_storm_and_ingest(served_api))
     assert statuses == [200] * 100
-    assert _p99(loaded) <= max(3 * _p99(quiet), 0.5), (f"webhook p99 {_p99(loaded) * 1000:.0f} ms under the "
-                                                      f"/api/workers storm vs {_p99(quiet) * 1000:.0f} ms quiet")
+    # Held threads would make webhooks wait whole inspections (5 s); the bound leaves room for a busy CI host.
+    limit = max(3 * _p99(quiet), 2.0)
+    assert _p99(loaded) <= limit, (f"webhook p99 {_p99(loaded) * 1000:.0f} ms under the /api/workers storm vs "
+                                   f"{_p99(quiet) * 1000:.0f} ms quiet (limit {limit * 1000:.0f} ms)")
 
 
 def test_open_event_streams_are_capped_per_key(served_api: str, test_env: support_env.TestEnv) -> None:
