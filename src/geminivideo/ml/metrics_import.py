@@ -257,6 +257,8 @@ def parse_row(line: int, fields: Mapping[str, str]) -> StageRow:
     ad_id = fields.get("ad_id", "").strip()
     if not ad_id:
         raise _Bad("ad_id is empty")
+    if any("\x00" in fields.get(f, "") for f in ("ad_id", "ad_name", "campaign_id", "campaign_name")):
+        raise _Bad("a text column holds a NUL character; expected plain text")
     if len(ad_id) > 128:
         raise _Bad(f"ad_id is {len(ad_id)} characters; at most 128")
     day = _day(fields.get("day", ""), "day")
@@ -299,6 +301,8 @@ def fast_parser(columns: Mapping[str, int]) -> Callable[[int, list[str]], StageR
             campaign = (v[cid_i] if cid_i is not None else "") or (v[cname_i] if cname_i is not None else "")
             name = v[name_i] if name_i is not None else ""
         except (ValueError, IndexError):
+            return None
+        if "\x00" in ad_id + campaign + name:
             return None
         if (not ad_id or len(ad_id) > 128 or ad_id != ad_id.strip() or not 0 <= clicks <= impressions
                 or not 0 <= spend < math.inf or conversions < 0 or (reach is not None and not 0 <= reach <= impressions)
@@ -447,8 +451,8 @@ def merge_import(
     fill: Callable[[_Stage, ImportReport], None], tenant_id: str, *, source: str, skip_bad_rows: bool,
 ) -> ImportReport:
     """One import transaction: ``fill`` stages the rows (and reports bad ones), then check and merge."""
-    if not tenant_id or len(tenant_id) > 128:
-        raise InvalidPayload(f"tenant: give a tenant id of 1-128 characters, got {tenant_id!r}")
+    if not tenant_id or len(tenant_id) > 128 or not tenant_id.isprintable():
+        raise InvalidPayload(f"tenant: give a tenant id of 1-128 printable characters, got {tenant_id!r}")
     report = ImportReport(tenant_id=tenant_id, source=source)
     with session_scope() as session:
         stage = _Stage(session)

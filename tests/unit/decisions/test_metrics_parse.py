@@ -47,6 +47,7 @@ def test_the_fast_parser_agrees_with_the_full_one(values: list[str]) -> None:
     ({1: "2026-05-07"}, "the row covers 2026-05-01 to 2026-05-07"),
     ({11: "inf"}, "spend = inf must be a finite number >= 0"),
     ({4: ""}, "ad_id is empty"),
+    ({3: "Ad\x00"}, "a text column holds a NUL character"),
 ])
 def test_rows_the_fast_parser_leaves_to_the_full_one(changes: dict[int, str], reason: str | None) -> None:
     values = ["2026-05-01", "2026-05-01", "Sale", "Ad 1", "123", "2026-05-01", "1000", "900", "1.1", "12", "20",
