@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     cleanup_partial_age_s: float = Field(3600.0, ge=0)  # FFmpeg temp outputs untouched this long are orphans
     beat_probe_interval_s: float | None = Field(None, ge=1)  # each beat also sends its app's ping task
 
-    # Telemetry (geminivideo.telemetry, README "Observability"): log lines, Prometheus metrics, OTLP traces.
+    # Telemetry (geminivideo.telemetry; README "Prometheus, logs and traces"): log lines, metrics, OTLP traces.
     log_format: Literal["json", "text"] = "text"
     metrics_token: SecretStr | None = None  # bearer token for /metrics; unset: loopback requests only
     metrics_token_file: Path | None = None
