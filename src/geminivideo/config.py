@@ -209,7 +209,7 @@ class Settings(BaseSettings):
     meta_poll_interval_s: float = Field(5.0, gt=0)
     meta_throttle_wait_s: float = Field(60.0, ge=0)  # wait on a rate-limit answer that names no time
     meta_timeout_s: float = Field(60.0, gt=0)
-    # Telemetry (geminivideo.telemetry, README "Observability"): log lines, Prometheus metrics, OTLP traces.
+    # Telemetry (geminivideo.telemetry; README "Prometheus, logs and traces"): log lines, metrics, OTLP traces.
     log_format: Literal["json", "text"] = "text"
     metrics_token: SecretStr | None = None  # bearer token for /metrics; unset: loopback requests only
     worker_metrics_port: int | None = Field(None, gt=0, lt=65536)  # one /metrics per worker host when set
