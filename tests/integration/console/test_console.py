@@ -194,14 +194,16 @@ def _submit(console: Console, body: dict[str, Any]) -> str:
 def test_a_transcode_bar_reaches_100_without_reload(signed_in: Page, console: Console, test_env: TestEnv) -> None:
     # Given the jobs page open, when a transcode is submitted (through the API, as a client would), then its
     # row appears in the same document and its bar follows the job's progress stream to 100 %.
-    video = make_video(test_env.media_dir / "console-progress.mp4", seconds=12, size="640x360")
+    # veryslow x264 on 16 s of 640x360: long enough (~10 s on an idle 2-core machine) for the row to appear
+    # (the page polls every 3 s) while the job still runs.
+    video = make_video(test_env.media_dir / "console-progress.mp4", seconds=16, size="640x360")
     page = signed_in
     page.goto(console.base + "/console/jobs")
     page.evaluate("window.__sameDocument = true")
-    task_id = _submit(console, {"input_path": str(video), "output_format": {"codec": "h264", "preset": "slow"}})
+    task_id = _submit(console, {"input_path": str(video), "output_format": {"codec": "h264", "preset": "veryslow"}})
     row = page.locator(f"#job-{task_id}")
     page.wait_for_selector(f"#job-{task_id}", timeout=30_000)
-    page.wait_for_selector(f"#job-{task_id}[data-final='completed']", timeout=120_000)
+    page.wait_for_selector(f"#job-{task_id}[data-final='completed']", timeout=300_000)
     assert row.get_attribute("data-live") == "1", "the row should have followed the job's SSE stream"
     assert row.locator("progress").evaluate("bar => bar.value") == 100
     assert row.locator("[data-role=status]").inner_text() == "completed"
@@ -218,7 +220,7 @@ def test_cancel_a_running_job_from_the_page(signed_in: Page, console: Console, t
     page = signed_in
     page.goto(console.base + "/console/jobs?kind=transcode")
     status = page.locator(f"#job-{task_id} [data-role=status]")
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while status.inner_text() != "processing" and time.monotonic() < deadline:
         page.wait_for_timeout(300)
     assert status.inner_text() == "processing"
