@@ -13,19 +13,24 @@ import yaml
 ROOT = Path(__file__).resolve().parents[3]
 FILES = ("docker-compose.yml", "docker-compose.workers.yml")
 # Which service may mount which secret (anything not listed is refused).
+STORE = {"aws_access_key_id", "aws_secret_access_key"}  # only where media moves: API, ML and video workers
 ALLOWED_SECRETS = {
     "redis": {"redis_url_api", "redis_url_ml", "redis_url_video", "redis_url_beat", "redis_url_flower"},
     "postgres": {"postgres_password", "database_url_app"},
     "migrate": {"database_url_owner"},
-    "api": {"redis_url_api", "database_url_app", "hubspot_client_secret", "api_keys"},
-    "celery-ml": {"redis_url_ml", "database_url_app"},
+    "api": {"redis_url_api", "database_url_app", "hubspot_client_secret", "api_keys", *STORE, "metrics_token"},
+    "celery-ml": {"redis_url_ml", "database_url_app", *STORE, "metrics_token"},
     "celery-ml-beat": {"redis_url_beat"},
     "celery-video-beat": {"redis_url_beat"},
     "flower": {"redis_url_flower", "flower_password"},
+    "minio": STORE,  # the store's root user is the workers' S3 key (self-hosting profile "storage")
+    "minio-init": STORE,
+    "prometheus": {"metrics_token"},
+    "grafana": {"grafana_admin_password"},
 }
-VIDEO_SECRETS = {"redis_url_video", "database_url_app"}
+VIDEO_SECRETS = {"redis_url_video", "database_url_app", *STORE, "metrics_token"}
 SECRET_NAMES = re.compile(r"(PASSWORD|SECRET|TOKEN|API_KEYS|DATABASE_URL|REDIS_URL|BROKER_URL|RESULT_BACKEND)$")
-ONE_SHOT = {"migrate"}
+ONE_SHOT = {"migrate", "minio-init"}
 
 
 def _services() -> dict[str, dict[str, Any]]:

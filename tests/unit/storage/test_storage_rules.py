@@ -29,13 +29,17 @@ def test_empty_strings_from_compose_mean_unset() -> None:
     assert _secret(settings, "aws_access_key_id") is None
 
 
-def test_secret_file_forms_win_and_a_missing_file_is_named(tmp_path: Path) -> None:
+def test_secret_file_forms_are_read_and_a_missing_file_is_named(tmp_path: Path) -> None:
     secret = tmp_path / "secret"
     secret.write_text("from-file\n")
-    settings = Settings(aws_secret_access_key="from-env", aws_secret_access_key_file=secret)  # type: ignore[arg-type]
-    assert _secret(settings, "aws_secret_access_key") == "from-file"
-    with pytest.raises(ConfigError, match="AWS_SECRET_ACCESS_KEY_FILE: cannot read"):
-        _secret(Settings(aws_secret_access_key_file=tmp_path / "nope"), "aws_secret_access_key")
+    with applied({"AWS_SECRET_ACCESS_KEY_FILE": str(secret)}):
+        assert _secret(Settings(), "aws_secret_access_key") == "from-file"
+    with applied({"AWS_SECRET_ACCESS_KEY_FILE": str(tmp_path / "nope")}), \
+            pytest.raises(ConfigError, match="AWS_SECRET_ACCESS_KEY_FILE=.*cannot read"):
+        Settings()
+    secret.write_text("")
+    with applied({"AWS_SECRET_ACCESS_KEY_FILE": str(secret)}):
+        assert _secret(Settings(), "aws_secret_access_key") is None  # empty: the default credential chain
 
 
 @pytest.mark.parametrize("bad", ["s3://", "s3://A_b/k", "http://b/k", "s3://bucket/a/../b", "s3://bucket/x\x00"])
