@@ -118,7 +118,8 @@ def main() -> None:
         print(json.dumps(timed_import(args.measure, args.database_url)))
         return
     apply_quick(parser, args, ads=2_000)
-    mix = {p: share for p, share in DEFAULT_MIX.items() if p is not Profile.NEW}  # every ad has every day
+    # every ad has every day: no NEW profile
+    mix: dict[Profile, float] = {p: share for p, share in DEFAULT_MIX.items() if p is not Profile.NEW}
     with tempfile.TemporaryDirectory(prefix="gv-bench-metrics-") as tmp, private_database() as database_url:
         csv_path = Path(tmp) / "export.csv"
         start = time.perf_counter()

@@ -23,6 +23,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +75,7 @@ def render_runs(job: dict[str, Any], bucket: str, paths: list[Path], runs: int, 
         for run in range(runs):
             for side in ("local", "s3") if run % 2 == 0 else ("s3", "local"):
                 payload = job if side == "local" else {**s3_job, "output_url": f"s3://{bucket}/out/{run}/"}
-                wall, _cpu, out = timed_task(worker, lambda p=payload: render_video_task.delay(p), TASK_TIMEOUT_S)
+                wall, _cpu, out = timed_task(worker, partial(render_video_task.delay, payload), TASK_TIMEOUT_S)
                 samples[f"{side}_s"].append(wall)
                 result = out if side == "s3" else result
     finally:
