@@ -13,7 +13,7 @@ untimed warm-up task that loads the model. Each side records wall and CPU second
 counts and the WER against the spoken text. The ratio is the median batched task time over the median
 sequential time (issue target: ≤ 0.6 for base on 5 min). Load average is recorded: this machine is shared.
 
-    .venv/bin/python bench/captions.py [--seconds 60 300] [--models tiny.en base] [--rounds 5] [--quick]
+    .venv/bin/python -m bench.captions [--seconds 60 300] [--models tiny.en base] [--rounds 5] [--quick]
 
 Prints a table and writes bench/results/captions.json (``--output PATH`` elsewhere). ``--quick`` (20 s of
 speech, tiny.en, 1 round) writes nothing unless ``--output`` is given.
@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from _common import (
+from bench._common import (
     RESULTS_DIR,
     ROOT,
     add_run_options,
@@ -45,9 +45,6 @@ from _common import (
     video_bench,
     write_results,
 )
-
-sys.path.insert(0, str(ROOT))  # the speech helpers live in tests/support, shared with the caption tests
-
 from geminivideo import procs
 from tests.support import speech
 
@@ -110,8 +107,8 @@ class Sequential:
     """The sequential side, kept alive between rounds so the two sides can alternate."""
 
     def __init__(self, model_name: str, wav: Path, env: dict[str, str]) -> None:
-        argv = [sys.executable, __file__, "--sequential-child", model_name, str(wav)]
-        self._proc = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        argv = [sys.executable, "-m", "bench.captions", "--sequential-child", model_name, str(wav)]
+        self._proc = subprocess.Popen(argv, cwd=ROOT, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self._answer()
 
     def _answer(self) -> dict[str, Any]:

@@ -7,8 +7,8 @@ comes per card from ``/console/approvals/<id>/evidence`` as each card scrolls in
 Target: the page in at most 300 ms (p95). Prints a table; writes bench/results/console.json with the load
 average, since this machine is shared.
 
-    .venv/bin/python bench/console.py            # full run, writes results
-    .venv/bin/python bench/console.py --quick    # smoke run (50 proposals, a few requests), writes nothing
+    .venv/bin/python -m bench.console            # full run, writes results
+    .venv/bin/python -m bench.console --quick    # smoke run (50 proposals, a few requests), writes nothing
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ from typing import Any
 
 import httpx
 import psycopg
-from _common import RESULTS_DIR, add_run_options, apply_quick, output_path, print_table, write_results
 from psycopg import sql
 
+from bench._common import RESULTS_DIR, add_run_options, apply_quick, output_path, print_table, write_results
 from geminivideo import procs
 from geminivideo.config import get_settings
 from geminivideo.db.migrate import upgrade

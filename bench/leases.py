@@ -15,7 +15,7 @@ Renewal cost: one video worker holding N deliveries (``video_ping`` sent with a 
 their ETA, unacknowledged, never run during the window), Redis ``INFO commandstats`` read before and after a
 window: script calls (EVALSHA: one renewal round trip), ZADDs inside them, and every command, per second.
 
-    .venv/bin/python bench/leases.py [--window 60] [--held 0,50] [--quick]
+    .venv/bin/python -m bench.leases [--window 60] [--held 0,50] [--quick]
 
 Prints a table and writes bench/results/leases.json (with the load average: the machine is shared).
 """
@@ -27,7 +27,6 @@ import contextlib
 import json
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -36,7 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from _common import (
+from bench._common import (
     RESULTS_DIR,
     ROOT,
     add_run_options,
@@ -48,9 +47,6 @@ from _common import (
     video_bench,
     write_results,
 )
-
-sys.path.insert(0, str(ROOT))  # the media helpers live in tests/support, shared with the video tests
-
 from tests.support import media
 
 RESULTS = RESULTS_DIR / "leases.json"

@@ -7,7 +7,7 @@ command users run, ``geminivideo metrics import FILE --tenant bench``, as a chil
 1. the first import (every day new, every ad created), wall time and the child's peak RSS;
 2. the same file again (every day unchanged: nothing written), wall time and peak RSS.
 
-    .venv/bin/python bench/metrics.py [--ads 33334] [--days 30] [--quick]
+    .venv/bin/python -m bench.metrics [--ads 33334] [--days 30] [--quick]
 
 Target (issue 18): the first import of 1,000,000 rows in <= 30 s with peak memory <= 1 GB. Prints a table and
 writes bench/results/metrics.json (``--output PATH`` elsewhere); ``--quick`` (2,000 ads) writes nothing unless
@@ -30,9 +30,18 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from _common import RESULTS_DIR, add_run_options, apply_quick, load_average_1m, output_path, print_table, write_results
 from psycopg import sql
 
+from bench._common import (
+    RESULTS_DIR,
+    ROOT,
+    add_run_options,
+    apply_quick,
+    load_average_1m,
+    output_path,
+    print_table,
+    write_results,
+)
 from geminivideo.db.migrate import upgrade
 from geminivideo.ml.datagen import DEFAULT_MIX, DatasetSpec, Profile, export_metrics_csv
 
@@ -86,8 +95,8 @@ def count_rows(database_url: str) -> int:
 
 def run_child(args: argparse.Namespace, csv_path: Path, database_url: str, label: str) -> dict[str, Any]:
     """Measure one import in a child bench process, so each peak RSS figure belongs to that import alone."""
-    command = [sys.executable, __file__, "--measure", str(csv_path), "--database-url", database_url]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    command = [sys.executable, "-m", "bench.metrics", "--measure", str(csv_path), "--database-url", database_url]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{label} failed:\n{done.stdout}\n{done.stderr[-2000:]}")
     import json
@@ -109,7 +118,8 @@ def main() -> None:
         print(json.dumps(timed_import(args.measure, args.database_url)))
         return
     apply_quick(parser, args, ads=2_000)
-    mix = {p: share for p, share in DEFAULT_MIX.items() if p is not Profile.NEW}  # every ad has every day
+    # every ad has every day: no NEW profile
+    mix: dict[Profile, float] = {p: share for p, share in DEFAULT_MIX.items() if p is not Profile.NEW}
     with tempfile.TemporaryDirectory(prefix="gv-bench-metrics-") as tmp, private_database() as database_url:
         csv_path = Path(tmp) / "export.csv"
         start = time.perf_counter()

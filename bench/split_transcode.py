@@ -14,7 +14,7 @@ each seam's first frame sits where the input has it (half a frame of rounding). 
 over plain wall time (targets: ≤ 1.10 with 1 worker on this 2-core machine; ≥ 2.5x faster with 4 workers on a
 16-core host). The load average is recorded with each row: the machine is shared.
 
-    .venv/bin/python bench/split_transcode.py [--duration 600] [--codecs vp9 av1] [--workers 1 2 4] [--quick]
+    .venv/bin/python -m bench.split_transcode [--duration 600] [--codecs vp9 av1] [--workers 1 2 4] [--quick]
 
 Prints a table and writes bench/results/split_transcode.json (``--output PATH`` elsewhere). ``--quick`` (20 s
 at 640x360, VP9, 1 and 2 workers, 5 s parts) writes nothing unless ``--output`` is given.
@@ -29,7 +29,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from _common import (
+from bench._common import (
     RESULTS_DIR,
     add_run_options,
     apply_quick,
@@ -41,7 +41,6 @@ from _common import (
     video_bench,
     write_results,
 )
-
 from geminivideo import procs
 from geminivideo.contracts import QueueName, TranscodeFormat, TranscodeJob
 from geminivideo.video.split_transcode import packet_times

@@ -9,7 +9,7 @@
    HEAD and size limit, parallel ranged GETs, length check) against boto3's own ``upload_file`` /
    ``download_file`` with its default TransferConfig. Runs alternate. Target: ours ≥ 0.9 of boto3's throughput.
 
-    .venv/bin/python bench/storage.py [--seconds 30] [--height 1080] [--runs 2] [--mib 1024] [--quick]
+    .venv/bin/python -m bench.storage [--seconds 30] [--height 1080] [--runs 2] [--mib 1024] [--quick]
 
 Prints two tables and writes bench/results/storage.json (``--output PATH`` elsewhere). ``--quick`` is a smoke
 run (3 s at 360p, a 64 MiB object, 1 run each) that writes no results unless ``--output`` is given.
@@ -20,16 +20,15 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from _common import (
+from bench._common import (
     RESULTS_DIR,
-    ROOT,
     add_run_options,
     apply_quick,
     load_average_1m,
@@ -41,11 +40,7 @@ from _common import (
     video_bench,
     write_results,
 )
-
-sys.path.insert(0, str(ROOT))  # the store launcher and media helpers live in tests/support
-
-from render import job_for, scenes  # bench/render.py: the same job
-
+from bench.render import job_for, scenes  # the same job as bench/render.py
 from geminivideo.contracts import QueueName
 from tests.support.objectstore import StoreHandle, start_store
 
@@ -80,7 +75,7 @@ def render_runs(job: dict[str, Any], bucket: str, paths: list[Path], runs: int, 
         for run in range(runs):
             for side in ("local", "s3") if run % 2 == 0 else ("s3", "local"):
                 payload = job if side == "local" else {**s3_job, "output_url": f"s3://{bucket}/out/{run}/"}
-                wall, _cpu, out = timed_task(worker, lambda p=payload: render_video_task.delay(p), TASK_TIMEOUT_S)
+                wall, _cpu, out = timed_task(worker, partial(render_video_task.delay, payload), TASK_TIMEOUT_S)
                 samples[f"{side}_s"].append(wall)
                 result = out if side == "s3" else result
     finally:

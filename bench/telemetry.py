@@ -12,7 +12,7 @@ Rounds alternate the order (off, on, on, off, …) so load from other processes 
 CPU per event (webhooks) and pool CPU per render are the steadier figures on a busy machine; the target is
 on/off ≤ 1.03.
 
-    .venv/bin/python bench/telemetry.py [--batches 120] [--rounds 4] [--render-seconds 8] [--render-runs 2]
+    .venv/bin/python -m bench.telemetry [--batches 120] [--rounds 4] [--render-seconds 8] [--render-runs 2]
                                         [--quick] [--output PATH]
 
 Prints a table and writes bench/results/telemetry.json (``--quick``: a smoke run that writes nothing).
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -31,10 +30,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-import webhooks
-from _common import (
+from bench import webhooks
+from bench._common import (
     RESULTS_DIR,
-    ROOT,
     add_run_options,
     apply_quick,
     load_average_1m,
@@ -44,9 +42,6 @@ from _common import (
     video_bench,
     write_results,
 )
-
-sys.path.insert(0, str(ROOT))  # the media helpers live in tests/support, shared with the video tests
-
 from geminivideo import procs
 from geminivideo.contracts import QueueName
 from tests.support import media

@@ -4,7 +4,7 @@ benchmark runs from one command line (``make bench``), and a ``--quick`` smoke r
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -16,12 +16,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def _bench_module(name: str) -> ModuleType:
-    sys.path.insert(0, str(ROOT / "bench"))  # the bench scripts import their _common helpers by name
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"bench.{name}")  # the scripts are modules of the bench package
 
 
 @pytest.fixture(scope="module")
@@ -32,26 +27,27 @@ def report() -> ModuleType:
 def test_readme_benchmark_table_is_what_the_results_give(report: ModuleType) -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert report.readme_with_table(readme, report.table()) == readme, (
-        "README.md's benchmark table differs from bench/results/*.json: run .venv/bin/python bench/report.py --write")
+        "README.md's benchmark table differs from bench/results/*.json: run .venv/bin/python -m bench.report --write")
 
 
 def test_every_result_has_a_command_and_a_row_format(report: ModuleType) -> None:
     assert set(report.COMMANDS) == set(report.FORMATTERS)
     for name, argv in report.COMMANDS.items():
-        assert (ROOT / argv[0]).is_file(), f"{name}: {argv[0]} does not exist"
+        assert argv[0] == f"bench.{name}", f"{name}: runs {argv[0]}, not its own module"
+        assert (ROOT / "bench" / f"{name}.py").is_file(), f"{name}: bench/{name}.py does not exist"
     results = {p.stem for p in (ROOT / "bench" / "results").glob("*.json")}
     assert results <= set(report.COMMANDS), f"results without a README row: {results - set(report.COMMANDS)}"
 
 
 def test_make_bench_runs_the_readme_commands() -> None:
     makefile = (ROOT / "Makefile").read_text()
-    assert "bench/report.py --run" in makefile
+    assert "-m bench.report --run" in makefile
 
 
 @pytest.mark.parametrize("script", ["captions", "webhooks", "winners", "decisions", "render", "transcode",
-                                    "split_transcode"])
+                                    "split_transcode", "leases", "console"])
 def test_every_benchmark_offers_quick_and_output(script: str) -> None:
-    done = subprocess.run([sys.executable, f"bench/{script}.py", "--help"], cwd=ROOT, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", f"bench.{script}", "--help"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=True)
     assert "--quick" in done.stdout and "--output" in done.stdout
 
