@@ -9,35 +9,35 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.concurrency import run_in_threadpool
 
-from geminivideo.api.deps import require_api_key
-from geminivideo.errors import InvalidPayload
+from geminivideo.api.auth import AdsWrite, tenant_or_404
+from geminivideo.api.limits import RATE_LIMIT_RESPONSES, rate_limit
 from geminivideo.ml.metrics_import import import_ndjson
 
 MAX_ROWS = 10_000
 MAX_BODY_BYTES = 10 * 1024 * 1024  # 10,000 rows of a wide Ads Manager export stay well under this
 
-router = APIRouter(dependencies=[Depends(require_api_key)])
+router = APIRouter()
 
 
-@router.post("/api/ml/metrics", tags=["metrics"])
+@router.post("/api/ml/metrics", tags=["metrics"], dependencies=[rate_limit("ml")], responses=RATE_LIMIT_RESPONSES)
 async def post_metrics(
     request: Request,
     tenant_id: Annotated[str, Query(min_length=1, max_length=128)],
+    principal: AdsWrite,
     skip_bad_rows: bool = False,
 ) -> dict[str, Any]:
-    """Import daily metrics (``ad_id, date, impressions, clicks, spend`` …, or Ads Manager names)."""
+    """Import daily metrics (``ad_id, date, impressions, clicks, spend`` …, or Ads Manager names) for
+    ``tenant_id`` (a tenant key imports into its own tenant only: another is a 404)."""
+    tenant_or_404(principal, tenant_id)
     body = await _read_body(request)
     lines = sum(1 for line in body.splitlines() if line.strip())
     if lines > MAX_ROWS:
         raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE,
                             f"{lines} rows in one request; send at most {MAX_ROWS} per request")
-    try:
-        report = await run_in_threadpool(import_ndjson, body, tenant_id, skip_bad_rows=skip_bad_rows)
-    except InvalidPayload as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
+    report = await run_in_threadpool(import_ndjson, body, tenant_id, skip_bad_rows=skip_bad_rows)
     if report.status != "imported":
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, {"message": report.summary(), **report.as_dict()})
     return report.as_dict()
