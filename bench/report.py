@@ -41,6 +41,8 @@ COMMANDS: dict[str, list[str]] = {
     "split_transcode": ["bench.split_transcode", "--duration", "60"],
     "leases": ["bench.leases"],
     "console": ["bench.console"],
+    "storage": ["bench.storage", "--runs", "2", "--mib", "256"],
+    "metrics": ["bench.metrics"],
 }
 
 Row = tuple[str, str, str]
@@ -215,10 +217,53 @@ def console_rows(doc: dict[str, Any]) -> list[Row]:
     )]
 
 
+def storage_rows(doc: dict[str, Any]) -> list[Row]:
+    render = next(r for r in doc["rows"] if "job" in r)
+    moves = {r["direction"]: r for r in doc["rows"] if "direction" in r}
+    runs = len(render["runs_s3_s"])
+    rows: list[Row] = [(
+        f"Render through the object store: the render benchmark's job with `s3://` scenes and output, Swift + s3api "
+        f"on loopback ({_cmd('storage')}, load {render['load_average_1m']:.1f})",
+        f"s3/local {_n(render['ratio'])} wall (medians of {runs}: {render['s3_s']:.1f} s vs {render['local_s']:.1f} s; "
+        "target ≤ 1.10)",
+        f"the same job on local paths {render['local_s']:.1f} s",
+    )]
+    if moves:
+        size = next(iter(moves.values()))["bytes"] / 2**20
+        parts = ", ".join(f"{d} {_n(r['throughput_ratio'])} ({r['ours_mib_s']:.1f} vs {r['boto3_mib_s']:.1f} MiB/s)"
+                          for d, r in moves.items())
+        load = _load_range([r["load_average_1m"] for r in moves.values()])
+        rows.append((
+            f"{size:.0f} MiB object through `storage.transfer` (same run, load {load})",
+            f"throughput of boto3's own call: {parts} (target ≥ 0.9)",
+            "boto3 `upload_file` / `download_file` on the same object",
+        ))
+    return rows
+
+
+def metrics_rows(doc: dict[str, Any]) -> list[Row]:
+    config = doc["config"]
+    target = config["target"]
+    out: list[Row] = []
+    for row in doc["rows"]:
+        load = _load_range([row["load_1m_before"], row["load_1m_after"]])
+        verdict = "met" if row["wall_s"] <= target["wall_s"] and row["peak_rss_mb"] <= target["peak_rss_mb"] else (
+            "**not met** on this run")
+        out.append((
+            f"Metrics import into {config['database']}, {row['rows']:,} rows ({config['ads']:,} ads × {config['days']} "
+            f"days, {config['csv_mb']} MB CSV), {row['run']} ({_cmd('metrics')}, load {load})",
+            f"{row['wall_s']:.1f} s wall ({row['rows_per_s']:,} rows/s), command CPU {row['command_cpu_s']:.1f} s, "
+            f"peak {row['peak_rss_mb']:.0f} MB: target ≤ {target['wall_s']:.0f} s and ≤ {target['peak_rss_mb']:.0f} MB "
+            f"{verdict}",
+            "—",
+        ))
+    return out
+
+
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "captions": captions_rows, "webhooks": webhooks_rows, "winners": winners_rows, "decisions": decisions_rows,
     "render": render_rows, "transcode": transcode_rows, "split_transcode": split_transcode_rows,
-    "leases": leases_rows, "console": console_rows,
+    "leases": leases_rows, "console": console_rows, "storage": storage_rows, "metrics": metrics_rows,
 }
 
 
