@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 import redis
@@ -29,6 +30,7 @@ from geminivideo.leases import fencing
 from geminivideo.leases.backend import FencedRedisBackend, fenced_url
 from geminivideo.progress import ProgressPublisher, read_status, status_key
 from geminivideo.video.ffmpeg import atomic_output
+from tests.support.env import TestEnv
 
 pytestmark = [pytest.mark.reliability]
 
@@ -56,7 +58,7 @@ def test_a_superseded_attempt_publishes_stores_and_commits_nothing(redis_client:
     old_progress = ProgressPublisher(redis_client, task_id, attempt=old, min_interval_s=0)
     assert old_progress.processing(10, "old at work") is not None
     new_ctx, new = _in_own_context(task_id)
-    assert (old.token, new.token) == (new.token - 1, int(redis_client.get(fencing.token_key(task_id))))
+    assert (old.token, new.token) == (new.token - 1, int(cast(str, redis_client.get(fencing.token_key(task_id)))))
     try:
         assert old_progress.publish(TaskStatus.PROCESSING, 20, "old, late") is None
         assert old.lost is not None, "a refused fenced publish must mark the attempt lost"
@@ -78,7 +80,7 @@ def test_a_superseded_attempt_publishes_stores_and_commits_nothing(redis_client:
         new.stop()
 
 
-def test_the_result_backend_stores_only_the_current_attempts_result(test_env, task_id: str) -> None:
+def test_the_result_backend_stores_only_the_current_attempts_result(test_env: TestEnv, task_id: str) -> None:
     app = Celery("fence-test", set_as_current=False)
     app.conf.result_backend = fenced_url(test_env.redis_url)
     backend = app.backend

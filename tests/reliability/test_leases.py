@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import pytest
 
@@ -125,5 +126,5 @@ def test_a_webhook_batch_taken_over_mid_flight_stops_applying(deployment: MakeDe
         # Deal 1 applied by attempt 1 before the takeover; deal 2's first CRM answer was not applied (asked again
         # by attempt 3, the redelivery); deal 3 asked once, by attempt 3.
         assert [crm.hits_for(deal) for deal in deals] == [1, 2, 1]
-        assert int(dep.client().get(token_key)) == 3
+        assert int(cast(str, dep.client().get(token_key))) == 3
         assert _unacked(dep, "ml") == 0

@@ -62,7 +62,7 @@ class StoreHandle:
                 "STORAGE_BUCKETS": ",".join(buckets), **extra}
 
     def client(self, access_key: str = ACCESS_KEY, secret_key: str = SECRET_KEY) -> BaseClient:
-        settings = Settings(s3_endpoint_url=self.endpoint, aws_access_key_id=access_key,  # type: ignore[arg-type]
+        settings = Settings(s3_endpoint_url=self.endpoint, aws_access_key_id=access_key,
                             aws_secret_access_key=secret_key)
         return build_client(settings)
 

@@ -13,7 +13,6 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from geminivideo import procs
-from geminivideo.api.console.identity import key_name
 from geminivideo.api.console.sample_data import fill_hourly_gate, seed_campaign
 from geminivideo.contracts import VIDEO_QUEUE_ORDER, FatigueScanJob
 from geminivideo.db.migrate import upgrade
@@ -23,6 +22,7 @@ from tests.support.env import TestEnv, applied
 
 CONSOLE_REDIS_DB = 14  # this module's own broker database: no other test's worker takes its messages
 API_KEY = "console-test-key-" + uuid.uuid4().hex
+OPERATOR = "console-operator"  # the bootstrap key's name: what decisions record as decided_by
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts" / "console"
 AXE = Path(__file__).resolve().parent / "vendor" / "axe-core" / "axe.min.js"
 CHROMIUM = "/usr/bin/chromium"
@@ -60,7 +60,7 @@ def console(test_env: TestEnv, tmp_path_factory: pytest.TempPathFactory) -> Iter
     _seed(db_url)
     redis_url = test_env.redis_url.rsplit("/", 1)[0] + f"/{CONSOLE_REDIS_DB}"
     # RESOURCE_HOSTNAME: the worker's snapshots carry the host name of its Celery hostname (@localhost).
-    env = test_env.process_env(REDIS_URL=redis_url, DATABASE_URL=db_url, API_KEYS=API_KEY,
+    env = test_env.process_env(REDIS_URL=redis_url, DATABASE_URL=db_url, API_KEYS=f"{OPERATOR}={API_KEY}",
                                RESOURCE_HOSTNAME="localhost")
     hostname = f"console-video-{uuid.uuid4().hex[:6]}@localhost"
     worker = procs.start_worker("video", queues=[str(q) for q in VIDEO_QUEUE_ORDER], hostname=hostname, env=env,
@@ -68,7 +68,7 @@ def console(test_env: TestEnv, tmp_path_factory: pytest.TempPathFactory) -> Iter
     try:
         api, base = procs.start_api(env, root / "api.log", ready_path="/health")
         try:
-            yield Console(base, env, db_url, API_KEY, key_name(API_KEY), worker)
+            yield Console(base, env, db_url, API_KEY, OPERATOR, worker)
         finally:
             api.stop()
     finally:

@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import httpx
 import pytest
@@ -68,7 +69,7 @@ def test_direct_webhook_messages_show_the_event_key_not_the_payload(redis_client
     assert len(lists) == 1, lists
     raw = redis_client.lpop(lists[0])
     assert raw is not None
-    headers = json.loads(raw)["headers"]
+    headers = json.loads(cast(str, raw))["headers"]
     assert headers["argsrepr"] == "[1 events: evt-12345678]"
     assert "203.0.113.9" not in headers["argsrepr"] + headers["kwargsrepr"]
 

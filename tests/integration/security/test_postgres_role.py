@@ -29,7 +29,7 @@ class Roles:
     owner_url: str
 
 
-def _admin(statement: sql.Composable) -> None:
+def _admin(statement: sql.Composed) -> None:
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True, connect_timeout=10) as conn:
         conn.execute(statement)
 

@@ -17,6 +17,7 @@ from celery import Celery
 
 from geminivideo import procs
 from geminivideo.contracts import QueueName, TaskName
+from tests.conftest import StartWorker
 from tests.support import env as support_env
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -89,7 +90,7 @@ def _sender(url: str) -> Celery:
     ("video", "video", TaskName.VIDEO_PING, QueueName.MAINTENANCE),
 ])
 def test_workers_consume_what_the_api_enqueues(
-    acl_redis: AclRedis, start_worker, app: str, role: str, task: TaskName, queue: QueueName,  # type: ignore[no-untyped-def]
+    acl_redis: AclRedis, start_worker: StartWorker, app: str, role: str, task: TaskName, queue: QueueName,
     test_env: support_env.TestEnv,
 ) -> None:
     worker_url = acl_redis.urls[role]

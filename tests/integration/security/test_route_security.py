@@ -136,7 +136,7 @@ def _url(path: str, w: World) -> str:
 
 
 def _call(client: TestClient, method: str, path: str, key: str | bytes | None, **kwargs: Any) -> Any:
-    headers = {} if key is None else {"X-API-Key": key}
+    headers: dict[str, Any] = {} if key is None else {"X-API-Key": key}
     return client.request(method.upper(), path, headers=headers, **kwargs)
 
 

@@ -22,6 +22,7 @@ from geminivideo.contracts import TaskStatus
 from geminivideo.errors import ProcessingFailed
 from geminivideo.security import rlimits
 from geminivideo.video.tasks import generate_preview_task
+from tests.conftest import StartWorker
 from tests.integration.video.support import run
 from tests.support import env as support_env
 
@@ -90,7 +91,7 @@ def write_video_bomb(path: Path) -> Path:
 
 
 def test_the_video_worker_fails_the_bomb_permanently(
-    start_worker, redis_client: redis.Redis, test_env: support_env.TestEnv  # type: ignore[no-untyped-def]
+    start_worker: StartWorker, redis_client: redis.Redis, test_env: support_env.TestEnv
 ) -> None:
     bomb = write_video_bomb(test_env.media_dir / f"bomb-{uuid.uuid4().hex[:8]}.mkv")
     assert bomb.stat().st_size < 4096

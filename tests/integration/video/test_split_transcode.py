@@ -18,6 +18,7 @@ from typing import Any
 
 import psutil
 import pytest
+import redis
 
 from geminivideo import client as job_client
 from geminivideo import procs
@@ -35,6 +36,8 @@ from tests.integration.video.support import (
     wait_status,
 )
 from tests.support.env import TestEnv as HarnessEnv
+
+SplitWorkers = Callable[[int], str]
 
 pytestmark = pytest.mark.slow
 
@@ -107,8 +110,8 @@ def _part_workers(job_id: str, parts: int) -> set[str]:
                                             ({"codec": "h264", "container": "mp4", "preset": "veryfast"}, True),
                                             ({"codec": "av1", "container": "mkv", "preset": "12"}, False)],
                          ids=["vp9-webm", "h264-mp4", "av1-mkv-no-audio"])
-def test_split_across_two_workers_matches_a_single_encode(fmt: dict[str, Any], audio: bool, split_workers,
-                                                          redis_client, test_env: HarnessEnv) -> None:
+def test_split_across_two_workers_matches_a_single_encode(fmt: dict[str, Any], audio: bool, split_workers: SplitWorkers,
+                                                          redis_client: redis.Redis, test_env: HarnessEnv) -> None:
     queue = split_workers(2)
     source = _make_source(test_env.media_dir / f"split-{uuid.uuid4().hex[:6]}.mp4", duration_s=10, size="320x240",
                           audio=audio)
@@ -131,8 +134,9 @@ def _pool_child_running(marker: str) -> psutil.Process:
     return ffmpeg_processes(marker)[0].parent()
 
 
-def test_part_whose_worker_is_killed_is_retried_and_output_stays_frame_exact(split_workers, redis_client,
-                                                                             test_env: HarnessEnv) -> None:
+def test_part_whose_worker_is_killed_is_retried_and_output_stays_frame_exact(
+    split_workers: SplitWorkers, redis_client: redis.Redis, test_env: HarnessEnv
+) -> None:
     queue = split_workers(2)
     source = _make_source(test_env.media_dir / f"kill-{uuid.uuid4().hex[:6]}.mp4", duration_s=10, size="640x360")
     fmt = {"codec": "h264", "container": "mkv", "preset": "slower"}  # a part takes seconds: time to kill it
@@ -148,8 +152,9 @@ def test_part_whose_worker_is_killed_is_retried_and_output_stays_frame_exact(spl
     _assert_like_single_encode(Path(value["output_path"]), source)
 
 
-def test_cancelling_a_split_job_stops_its_parts_and_removes_scratch(split_workers, redis_client,
-                                                                    test_env: HarnessEnv) -> None:
+def test_cancelling_a_split_job_stops_its_parts_and_removes_scratch(
+    split_workers: SplitWorkers, redis_client: redis.Redis, test_env: HarnessEnv
+) -> None:
     queue = split_workers(1)
     source = _make_source(test_env.media_dir / f"cancel-{uuid.uuid4().hex[:6]}.mp4", duration_s=10, size="640x360")
     fmt = {"codec": "h264", "container": "mkv", "preset": "veryslow"}
@@ -168,8 +173,9 @@ def test_cancelling_a_split_job_stops_its_parts_and_removes_scratch(split_worker
     assert job_client.job_state(result.id).status is TaskStatus.CANCELLED
 
 
-def test_a_part_that_keeps_failing_fails_the_job_once_and_cleans_up(split_workers, redis_client,
-                                                                    test_env: HarnessEnv) -> None:
+def test_a_part_that_keeps_failing_fails_the_job_once_and_cleans_up(
+    split_workers: SplitWorkers, redis_client: redis.Redis, test_env: HarnessEnv
+) -> None:
     queue = split_workers(1)
     source = _make_source(test_env.media_dir / f"fail-{uuid.uuid4().hex[:6]}.mp4", duration_s=10, size="640x360")
     fmt = {"codec": "h264", "container": "mkv", "preset": "slower"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,7 @@ def test_output_and_index_urls_must_be_in_an_allowed_bucket() -> None:
 
 
 def test_empty_strings_from_compose_mean_unset() -> None:
-    settings = Settings(s3_endpoint_url="", output_url="", index_url="", aws_access_key_id="")  # type: ignore[arg-type]
+    settings = Settings(s3_endpoint_url="", output_url="", index_url="", aws_access_key_id="")
     assert (settings.s3_endpoint_url, settings.output_url, settings.index_url) == (None, None, None)
     assert _secret(settings, "aws_access_key_id") is None
 
@@ -35,7 +36,7 @@ def test_secret_file_forms_are_read_and_a_missing_file_is_named(tmp_path: Path) 
     with applied({"AWS_SECRET_ACCESS_KEY_FILE": str(secret)}):
         assert _secret(Settings(), "aws_secret_access_key") == "from-file"
     with applied({"AWS_SECRET_ACCESS_KEY_FILE": str(tmp_path / "nope")}), \
-            pytest.raises(ConfigError, match="AWS_SECRET_ACCESS_KEY_FILE=.*cannot read"):
+            pytest.raises(ConfigError, match=r"AWS_SECRET_ACCESS_KEY_FILE=.*cannot read"):
         Settings()
     secret.write_text("")
     with applied({"AWS_SECRET_ACCESS_KEY_FILE": str(secret)}):
@@ -68,6 +69,6 @@ def test_output_keys_are_stable_per_task() -> None:
 
 def test_fan_out_picks_one_worker_per_other_host() -> None:
     me = {"host": "a", "dirs": ["/t", "/r", "/p"]}
-    replies = [{"w1@a": me}, {"w2@a": dict(me)}, {"w3@b": {"host": "b", "dirs": ["/t"]}},
+    replies: list[dict[str, Any]] = [{"w1@a": me}, {"w2@a": dict(me)}, {"w3@b": {"host": "b", "dirs": ["/t"]}},
                {"w4@b": {"host": "b", "dirs": ["/t"]}}, {"old@c": {"ok": "pong"}}]
     assert list(other_hosts(replies, me).values()) == ["w3@b"]
