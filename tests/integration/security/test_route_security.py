@@ -112,6 +112,8 @@ def _other_tenant(w: World) -> dict[tuple[str, str], tuple[Any, dict[str, Any]]]
         ("get", "/api/jobs/{task_id}"): (404, {}),
         ("delete", "/api/jobs/{task_id}"): (404, {}),
         ("get", "/api/jobs/{task_id}/events"): (404, {}),
+        ("get", "/api/jobs/{task_id}/outputs"): (404, {}),
+        ("post", "/api/ml/metrics"): (404, {"params": {"tenant_id": w.tenant_b}, "content": b""}),
         ("get", "/api/queues"): (403, {}),  # views of the whole fleet: keys without a tenant only
         ("get", "/api/workers"): (403, {}),
         ("post", "/api/ml/battle-hardened/select"): (404, {"json": b_ads}),
