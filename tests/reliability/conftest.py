@@ -144,7 +144,9 @@ class ProgressLog:
         while not self._stop.is_set():
             try:
                 message = self._pubsub.get_message(timeout=0.2)
-            except redis.RedisError:  # the private Redis restarting is a fault some tests inject: keep listening
+            except (redis.RedisError, OSError, ValueError):
+                # The connection, not a message: Redis restarting (a fault some tests inject) or a socket redis-py
+                # closed under the reader ("I/O operation on closed file"). Keep listening; it reconnects.
                 time.sleep(0.1)
                 continue
             if message is None:
