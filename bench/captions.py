@@ -85,7 +85,7 @@ def sequential_child(model_name: str, wav: str) -> None:
     """Child process: load the model, then transcribe once per "run" line on stdin, answering JSON lines."""
     from faster_whisper import WhisperModel
 
-    from geminivideo.video.whisper_models import cpu_threads, resolve_model
+    from geminivideo.video.captions.models import cpu_threads, resolve_model
 
     model = WhisperModel(str(resolve_model(model_name).path), device="cpu", compute_type="int8",
                          cpu_threads=cpu_threads(), local_files_only=True)

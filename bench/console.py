@@ -92,7 +92,7 @@ def seed(proposals: int) -> int:
     from geminivideo.api.console.sample_data import seed_campaign
     from geminivideo.contracts import FatigueScanJob
     from geminivideo.db.session import session_scope
-    from geminivideo.ml.fatigue import scan_all_ads
+    from geminivideo.ml.decisions.fatigue import scan_all_ads
 
     per_tenant = proposals // TENANTS
     with session_scope() as session:

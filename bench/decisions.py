@@ -58,7 +58,7 @@ from geminivideo import procs
 from geminivideo.config import get_settings
 from geminivideo.db.migrate import upgrade
 from geminivideo.db.session import dispose_engine, get_engine
-from geminivideo.ml.fatigue import FatigueThresholds
+from geminivideo.ml.decisions.fatigue import FatigueThresholds
 from geminivideo.redis_client import reset_redis
 
 PG_ADMIN_DSN = os.environ.get("GV_BENCH_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
@@ -138,7 +138,7 @@ def _p_below(rc: float, ri: float, bc: float, bi: float, factor: float, points: 
 def reference_verdict(
     rows: Sequence[tuple[Any, ...]], as_of: date, days: int, th: FatigueThresholds,
 ) -> tuple[str, str]:
-    """The same rules as geminivideo.ml.fatigue, written the obvious way for one ad (no trend, no evidence)."""
+    """The same rules as geminivideo.ml.decisions.fatigue, written plainly for one ad (no trend, no evidence)."""
     start = as_of - timedelta(days=days - 1)
     by_day: dict[int, tuple[Any, ...]] = {(r[0] - start).days: r for r in rows}
     imps = [float(by_day[d][1]) if d in by_day else 0.0 for d in range(days)]
@@ -230,7 +230,7 @@ def run_reference(ad_ids: list[str], as_of: date, days: int) -> tuple[dict[str, 
 
 # ─── Steps ──────────────────────────────────────────────────────────────────────────────────────────
 def generate(n_ads: int, days: int) -> tuple[float, int, date]:
-    from geminivideo.ml.datagen import DatasetSpec, generate_ad_histories
+    from geminivideo.ml.decisions.datagen import DatasetSpec, generate_ad_histories
 
     started = time.perf_counter()
     dataset = generate_ad_histories(DatasetSpec(n_ads=n_ads, days=days, seed=7, tenant_id=TENANT, replace=False))
@@ -261,7 +261,7 @@ def task_verdicts(scan_id: int) -> dict[str, tuple[str, str]]:
 
 
 def sampler_timing() -> dict[str, Any]:
-    from geminivideo.ml.sampler import AdState, BattleHardenedSampler, SamplerConfig
+    from geminivideo.ml.decisions.sampler import AdState, BattleHardenedSampler, SamplerConfig
 
     rng = np.random.default_rng(5)
     states = [AdState(ad_id=f"a{i}", impressions=int(n), clicks=int(n * rng.uniform(0.005, 0.03)), spend=n * 0.012,
@@ -299,7 +299,7 @@ def _run(args: argparse.Namespace, root: Path) -> int:
         print(f"generated {args.ads:,} ads x {args.days} days = {rows:,} rows in {gen_s:.1f} s", flush=True)
         task = scan_through_task(env, root, f"bench-{uuid.uuid4().hex[:6]}")
         print(f"task scan: {task['seconds']:.1f} s", flush=True)
-        from geminivideo.ml.fatigue import iter_ad_chunks
+        from geminivideo.ml.decisions.fatigue import iter_ad_chunks
 
         ad_ids = [ad[0] for chunk in iter_ad_chunks(TENANT, 10_000) for ad in chunk]
         subset = ad_ids[: args.reference_ads] if args.reference_ads else ad_ids

@@ -43,7 +43,7 @@ from bench._common import (
     write_results,
 )
 from geminivideo.db.migrate import upgrade
-from geminivideo.ml.datagen import DEFAULT_MIX, DatasetSpec, Profile, export_metrics_csv
+from geminivideo.ml.decisions.datagen import DEFAULT_MIX, DatasetSpec, Profile, export_metrics_csv
 
 PG_ADMIN_DSN = os.environ.get("GV_BENCH_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 PG_URL = os.environ.get("GV_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/{db}")

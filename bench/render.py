@@ -70,7 +70,7 @@ def job_for(paths: list[Path], height: int, preset: str) -> dict[str, Any]:
 def plain_command(job: dict[str, Any], work: Path, target: Path) -> list[str]:
     """The worker's own final FFmpeg command for ``job``, built by the render module, loudness measured."""
     from geminivideo.contracts import RenderJob, parse_payload
-    from geminivideo.video import render
+    from geminivideo.video.render import pipeline as render
     from geminivideo.video.workspace import Deadline
 
     payload = parse_payload(RenderJob, job)

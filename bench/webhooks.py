@@ -43,7 +43,7 @@ from sqlalchemy import create_engine, text
 from geminivideo import procs
 from geminivideo.contracts import QueueName
 from geminivideo.db.migrate import upgrade
-from geminivideo.ml.hubspot_signature import v3_signature
+from geminivideo.ml.webhooks.signature import v3_signature
 
 SECRET = "bench-" + secrets.token_hex(8)
 PATH = "/api/webhooks/hubspot"

@@ -82,8 +82,8 @@ def timed(call: Callable[[], Any]) -> tuple[float, Any]:
 
 # ─── embeddings ───────────────────────────────────────────────────────────────────────────────────
 def bench_embeddings(batch_texts: int, single_texts: int) -> dict[str, Any]:
-    from geminivideo.ml import embeddings
-    from geminivideo.ml.creative_dna import dna_text, generate_dna
+    from geminivideo.ml.winners import embeddings
+    from geminivideo.ml.winners.creative_dna import dna_text, generate_dna
 
     load_s, _ = timed(embeddings.get_model)
     texts = [dna_text(generate_dna(500_000 + i)) for i in range(batch_texts)]
@@ -109,8 +109,8 @@ def seed_winners(count: int) -> None:
     from geminivideo.db.models import Ad, AdDailyMetric, AdSamplerState, Tenant
     from geminivideo.db.models.winners import CreativeDnaRecord
     from geminivideo.db.session import session_scope
-    from geminivideo.ml.creative_dna import generate_dna
-    from geminivideo.ml.winners import prepare
+    from geminivideo.ml.winners.creative_dna import generate_dna
+    from geminivideo.ml.winners.service import prepare
 
     ids = [f"bench-ad-{i:06d}" for i in range(count)]
     prepared = [prepare(generate_dna(i)) for i in range(count)]
@@ -176,8 +176,8 @@ def seed_winners(count: int) -> None:
 def change_dna(count: int, step: int) -> int:
     """Give every ``step``-th ad new DNA; returns how many changed."""
     from geminivideo.db.session import session_scope
-    from geminivideo.ml.creative_dna import generate_dna
-    from geminivideo.ml.winners import store_dna
+    from geminivideo.ml.winners.creative_dna import generate_dna
+    from geminivideo.ml.winners.service import store_dna
 
     changed = 0
     with session_scope() as session:
@@ -188,7 +188,8 @@ def change_dna(count: int, step: int) -> int:
 
 
 def bench_rebuild(count: int) -> tuple[dict[str, Any], np.ndarray]:
-    from geminivideo.ml import winner_index, winners
+    from geminivideo.ml.winners import index as winner_index
+    from geminivideo.ml.winners import service as winners
 
     seed_s, _ = timed(lambda: seed_winners(count))
     cold_s, cold = timed(winners.index_all_winners)
@@ -240,8 +241,9 @@ def latencies(search_one: Callable[[np.ndarray], np.ndarray], queries: np.ndarra
 def bench_search(vectors: np.ndarray, n_queries: int) -> dict[str, Any]:
     import faiss
 
-    from geminivideo.ml import embeddings, winner_index
-    from geminivideo.ml.creative_dna import dna_text, generate_dna
+    from geminivideo.ml.winners import embeddings
+    from geminivideo.ml.winners import index as winner_index
+    from geminivideo.ml.winners.creative_dna import dna_text, generate_dna
 
     queries = embeddings.embed([dna_text(generate_dna(2_000_000 + i)) for i in range(n_queries)])
     flat = winner_index.new_index()
@@ -274,8 +276,8 @@ def bench_search(vectors: np.ndarray, n_queries: int) -> dict[str, Any]:
 
 
 def bench_end_to_end(n_queries: int) -> dict[str, Any]:
-    from geminivideo.ml import winners
-    from geminivideo.ml.creative_dna import dna_text, generate_dna
+    from geminivideo.ml.winners import service as winners
+    from geminivideo.ml.winners.creative_dna import dna_text, generate_dna
 
     texts = [dna_text(generate_dna(3_000_000 + i)) for i in range(n_queries)]
     winners.search(texts[0], k=K)  # warm-up: reader loads the index

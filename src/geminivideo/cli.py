@@ -219,7 +219,7 @@ def approvals_list(
     limit: int = 50,
 ) -> None:
     """Pending ad changes, newest first."""
-    from geminivideo.ml import approvals
+    from geminivideo.ml.decisions import approvals
 
     rows = approvals.list_changes(None if status_ == "all" else status_, limit=limit)
     table = Table("id", "ad", "campaign", "change", "requested", "source", "status", "reason")
@@ -233,7 +233,7 @@ def approvals_list(
 def approvals_approve(change_id: int, by: Annotated[str, typer.Option("--by")] = "cli",
                       note: str | None = None) -> None:
     """Approve a change; the executor applies it through the safety gates."""
-    from geminivideo.ml import approvals
+    from geminivideo.ml.decisions import approvals
 
     change = approvals.approve_change(change_id, by, note)
     console.print(f"[green]change {change.id}: {change.status}[/]")
@@ -243,7 +243,7 @@ def approvals_approve(change_id: int, by: Annotated[str, typer.Option("--by")] =
 def approvals_reject(change_id: int, by: Annotated[str, typer.Option("--by")] = "cli",
                      note: str | None = None) -> None:
     """Reject a change; nothing is executed."""
-    from geminivideo.ml import approvals
+    from geminivideo.ml.decisions import approvals
 
     change = approvals.reject_change(change_id, by, note)
     console.print(f"[yellow]change {change.id}: {change.status}[/]")
@@ -253,7 +253,7 @@ def approvals_reject(change_id: int, by: Annotated[str, typer.Option("--by")] = 
 def winners_search(query: str, k: int = 5, tenant: str | None = None,
                    ad_format: Annotated[str | None, typer.Option("--format")] = None) -> None:
     """Winning ads whose creative DNA is most like QUERY."""
-    from geminivideo.ml import winners
+    from geminivideo.ml.winners import service as winners
 
     table = Table("ad", "similarity", "format", "hook", "metrics")
     for hit in winners.search(query, k=k, tenant_id=tenant, format=ad_format):
@@ -308,7 +308,7 @@ def metrics_import(
     """Upsert daily ad metrics by (tenant, ad, day): a re-import changes nothing, a corrected day replaces it."""
     from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 
-    from geminivideo.ml.metrics_import import import_metrics_file
+    from geminivideo.ml.platforms.metrics_import import import_metrics_file
 
     with Progress(TextColumn("[bold]import"), BarColumn(), TaskProgressColumn(), TimeElapsedColumn(),
                   console=err_console) as bar:

@@ -168,7 +168,7 @@ class Settings(BaseSettings):
     lease_timeout_s: float = Field(60.0, ge=2)
     lease_renew_s: float | None = Field(None, gt=0)
 
-    # Housekeeping (video/cleanup.py, video/resources.py). Per-resource thresholds default to
+    # Housekeeping (video/housekeeping/cleanup.py, video/housekeeping/resources.py). Per-resource thresholds default to
     # RESOURCE_WARN_PERCENT; the host name defaults to the machine's (set it to the node name in containers).
     resource_warn_cpu_percent: float | None = Field(None, gt=0, le=100)
     resource_warn_memory_percent: float | None = Field(None, gt=0, le=100)

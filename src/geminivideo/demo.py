@@ -198,7 +198,7 @@ class Demo:
         return [(label, f"{r['output_path']} ({_size(r['file_size'])}, {r['codec']})") for label, r in results.items()]
 
     def step_captions(self) -> list[tuple[str, str]]:
-        from geminivideo.video.whisper_models import offline_ready
+        from geminivideo.video.captions.models import offline_ready
 
         available = offline_ready()
         model = self.caption_model or (available[0] if available else "base")
@@ -209,7 +209,7 @@ class Demo:
                  f"language {result['language']}, model {result['model']}"), ("first cue", text)]
 
     def step_ad_data(self) -> list[tuple[str, str]]:
-        from geminivideo.ml import datagen
+        from geminivideo.ml.decisions import datagen
 
         # Histories go in the way real ones do: a CSV export loaded by `geminivideo metrics import`.
         spec = datagen.DatasetSpec(n_ads=80, days=30, seed=11, tenant_id=TENANT)
@@ -263,7 +263,7 @@ class Demo:
     def step_fatigue(self) -> list[tuple[str, str]]:
         self._need("ads")
         result = self._run_task(TaskName.MONITOR_ALL_ADS_FATIGUE, {"tenant_id": TENANT}, "fatigue monitor")
-        from geminivideo.ml import approvals
+        from geminivideo.ml.decisions import approvals
 
         pending = approvals.list_changes("pending_approval", tenant_id=TENANT, limit=1000)
         by_status = ", ".join(f"{k} {v}" for k, v in sorted(result["by_status"].items()))
@@ -272,7 +272,7 @@ class Demo:
 
     def step_winners(self) -> list[tuple[str, str]]:
         from geminivideo.db.session import session_scope
-        from geminivideo.ml import winners
+        from geminivideo.ml.winners import service as winners
 
         rng = random.Random(11)
         with session_scope() as session:

@@ -43,7 +43,7 @@ def signed_post(url: str, body: bytes, secret: str) -> httpx.Response:
     """POST ``body`` to ``url`` with a HubSpot v3 signature (method + URI + body + timestamp)."""
     import httpx
 
-    from geminivideo.ml.hubspot_signature import HEADER_TIMESTAMP, HEADER_V3, v3_signature
+    from geminivideo.ml.webhooks.signature import HEADER_TIMESTAMP, HEADER_V3, v3_signature
 
     timestamp = str(int(time.time() * 1000))
     headers = {"Content-Type": "application/json", HEADER_TIMESTAMP: timestamp,

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from geminivideo.ml.revenue import HUBSPOT_DEFAULT
+from geminivideo.ml.webhooks.revenue import HUBSPOT_DEFAULT
 from tests.integration.webhooks.support import WEBHOOK_PATH, signed_v3
 from tests.reliability.conftest import MakeDeployment
 from tests.reliability.hubspot_stack import WebhookStack, unique

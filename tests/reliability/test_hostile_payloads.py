@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.reliability]
 
 MODELS = sorted(
     (obj for obj in vars(contracts).values()
-     if inspect.isclass(obj) and issubclass(obj, BaseModel) and obj.__module__ == contracts.__name__
+     if inspect.isclass(obj) and issubclass(obj, BaseModel) and obj.__module__.startswith(f"{contracts.__name__}.")
      and (issubclass(obj, Payload) or obj is contracts.HubSpotEvent) and obj is not Payload),
     key=lambda m: m.__name__,
 )

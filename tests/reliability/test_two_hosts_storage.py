@@ -31,7 +31,7 @@ pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 INDEX_SCRIPT = """
 import json, sys
 import numpy as np
-from geminivideo.ml import winner_index
+from geminivideo.ml.winners import index as winner_index
 store = winner_index.get_store()
 rng = np.random.default_rng(7)
 vectors = rng.standard_normal((40, 384)).astype(np.float32)

@@ -1,6 +1,6 @@
 """``POST /api/ml/metrics``: daily ad metrics as NDJSON (one object a line, at most 10,000 lines).
 
-The same import as ``geminivideo metrics import`` (``geminivideo.ml.metrics_import``): upsert by (tenant, ad,
+The same import as ``geminivideo metrics import`` (``geminivideo.ml.platforms.metrics_import``): upsert by (tenant, ad,
 day), unknown ads created, every bad line reported by number; a body with bad lines imports nothing (422)
 unless ``skip_bad_rows=true``.
 """
@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from geminivideo.api.auth import AdsWrite, tenant_or_404
 from geminivideo.api.limits import RATE_LIMIT_RESPONSES, rate_limit
-from geminivideo.ml.metrics_import import import_ndjson
+from geminivideo.ml.platforms.metrics_import import import_ndjson
 
 MAX_ROWS = 10_000
 MAX_BODY_BYTES = 10 * 1024 * 1024  # 10,000 rows of a wide Ads Manager export stay well under this

@@ -2,7 +2,7 @@
 
 The sampler endpoints take either ad ids (state read from the database) or explicit ad states; budget
 recommendations can be queued for approval in the same call. Approvals are listed, shown, approved and
-rejected here exactly as the CLI does, through ``geminivideo.ml.approvals``. (The sampler's feedback
+rejected here exactly as the CLI does, through ``geminivideo.ml.decisions.approvals``. (The sampler's feedback
 endpoint lives with the webhook pipeline.)
 """
 
@@ -28,8 +28,8 @@ from geminivideo.api.limits import RATE_LIMIT_RESPONSES, rate_limit
 from geminivideo.contracts import FatigueScanJob
 from geminivideo.db.models.decisions import ChangeType
 from geminivideo.db.session import session_scope
-from geminivideo.ml import approvals, fatigue
-from geminivideo.ml.sampler import (
+from geminivideo.ml.decisions import approvals, fatigue
+from geminivideo.ml.decisions.sampler import (
     AdState,
     BattleHardenedSampler,
     SamplerConfig,

@@ -2,7 +2,7 @@
 
 Endpoints are plain ``def`` so FastAPI runs them in its thread pool: embedding a query and searching
 FAISS are CPU work. The model and the index are loaded on first use and the index is reloaded when a
-worker replaces the file (see ``geminivideo.ml.winner_index``).
+worker replaces the file (see ``geminivideo.ml.winners.index``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from pydantic import BaseModel
 
 from geminivideo.api.auth import AdsRead, MetricsRead, ads_or_404, fleet_wide, tenant_or_404
 from geminivideo.api.limits import RATE_LIMIT_RESPONSES, rate_limit
-from geminivideo.ml import winners
-from geminivideo.ml.creative_dna import AdFormat
+from geminivideo.ml.winners import service as winners
+from geminivideo.ml.winners.creative_dna import AdFormat
 
 router = APIRouter(prefix="/api/ml/rag", tags=["winners"])
 

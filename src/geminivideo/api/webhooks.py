@@ -22,9 +22,11 @@ from geminivideo.config import Settings, get_settings
 from geminivideo.contracts import PipelineConfig, SamplerFeedback, TrackClick, utcnow
 from geminivideo.db.session import session_scope
 from geminivideo.errors import InvalidPayload, TransientError
-from geminivideo.ml import attribution, hubspot, webhook_store
-from geminivideo.ml.hubspot_signature import SignatureRejected, verify
-from geminivideo.ml.sampler_feedback import record_feedback
+from geminivideo.ml.decisions.sampler_feedback import record_feedback
+from geminivideo.ml.webhooks import attribution
+from geminivideo.ml.webhooks import pipeline as hubspot
+from geminivideo.ml.webhooks import store as webhook_store
+from geminivideo.ml.webhooks.signature import SignatureRejected, verify
 from geminivideo.telemetry import domain as telemetry
 
 log = logging.getLogger(__name__)

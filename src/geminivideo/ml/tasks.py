@@ -18,9 +18,12 @@ from geminivideo.contracts import (
     utcnow,
 )
 from geminivideo.errors import InvalidPayload, TransientError
-from geminivideo.ml import approvals, fatigue, hubspot, webhook_store, winners
 from geminivideo.ml.celery_app import app
+from geminivideo.ml.decisions import approvals, fatigue
 from geminivideo.ml.platforms import executor, sync
+from geminivideo.ml.webhooks import pipeline as hubspot
+from geminivideo.ml.webhooks import store as webhook_store
+from geminivideo.ml.winners import service as winners
 
 
 # No task_status keys: at webhook volume (hundreds a second) 24-hour progress keys would fill Redis, and

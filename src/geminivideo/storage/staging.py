@@ -52,7 +52,9 @@ class TaskMedia:
         """The attempt's download folder, created on the first s3:// input (local-only tasks never make one)."""
         with self._lock:
             if self.folder is None:
-                from geminivideo.video.inuse import in_use  # the video app's registry; ML tasks never get here
+                from geminivideo.video.housekeeping.inuse import (
+                    in_use,  # the video app's registry; ML tasks never get here
+                )
 
                 root = get_settings().temp_dir
                 root.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ from celery.schedules import crontab
 from geminivideo.celery_base import AppSpec, TimeLimit, grace_limit, make_celery
 from geminivideo.config import Settings
 from geminivideo.contracts import VIDEO_QUEUE_ORDER, TaskName
-from geminivideo.video.worker_monitor import ResourceMonitorStep
+from geminivideo.video.housekeeping.worker_monitor import ResourceMonitorStep
 
 
 def time_limits(settings: Settings) -> Mapping[TaskName, TimeLimit]:
@@ -38,7 +38,7 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         cleanup_every = timedelta(seconds=settings.cleanup_interval_s)
     monitor_every = settings.monitor_interval_s
     return {
-        # all_hosts: the worker that takes it hands it on to every other video host (video/fleet.py).
+        # all_hosts: the worker that takes it hands it on to every other video host (video/housekeeping/fleet.py).
         "cleanup-daily": {"task": str(TaskName.CLEANUP), "schedule": cleanup_every, "kwargs": {"all_hosts": True}},
         "monitor-resources": {
             "task": str(TaskName.MONITOR_RESOURCES),

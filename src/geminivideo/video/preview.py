@@ -22,10 +22,10 @@ from geminivideo.config import get_settings
 from geminivideo.contracts import PreviewJob, PreviewResult, utcnow
 from geminivideo.errors import ProcessingFailed, UnsupportedOption
 from geminivideo.progress import ProgressCallback, no_progress
-from geminivideo.video import filtergraph as fg
 from geminivideo.video.ffmpeg import MediaInfo, input_args, probe, probe_json
-from geminivideo.video.inuse import in_use
+from geminivideo.video.housekeeping.inuse import in_use
 from geminivideo.video.media import ensure_output_dir
+from geminivideo.video.render import filtergraph as fg
 from geminivideo.video.workspace import Deadline, atomic_dir, checked_media, run_ffmpeg_within
 
 SEEKS_PER_RUN = 8  # inputs one FFmpeg opens at once: few enough to keep memory small

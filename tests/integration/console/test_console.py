@@ -22,7 +22,7 @@ from geminivideo.api.console.sessions import COOKIE, LOGIN_COOKIE
 from geminivideo.contracts import VIDEO_QUEUE_ORDER
 from geminivideo.db.models.webhooks import EventStatus, WebhookEvent
 from geminivideo.db.session import session_scope
-from geminivideo.ml import approvals
+from geminivideo.ml.decisions import approvals
 from tests.integration.console.conftest import ARTIFACTS, Console, new_context, sign_in
 from tests.integration.ops.support import make_video
 from tests.support.env import applied

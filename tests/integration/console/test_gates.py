@@ -18,7 +18,7 @@ from geminivideo.db.migrate import upgrade
 from geminivideo.db.models import Ad
 from geminivideo.db.models.decisions import ChangeSource, ChangeStatus, ChangeType, PendingAdChange
 from geminivideo.db.session import session_scope
-from geminivideo.ml import approvals
+from geminivideo.ml.decisions import approvals
 from tests.support.env import applied
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from geminivideo.db.models import Ad
 from geminivideo.db.session import session_scope
-from geminivideo.ml.datagen import ensure_tenant
+from geminivideo.ml.decisions.datagen import ensure_tenant
 
 MakeCampaign = Callable[..., list[str]]
 

@@ -11,8 +11,8 @@ from fastapi.testclient import TestClient
 from geminivideo import procs
 from geminivideo.api.app import create_app
 from geminivideo.contracts import FatigueScanJob
-from geminivideo.ml import fatigue
-from geminivideo.ml.datagen import DatasetSpec, generate_ad_histories
+from geminivideo.ml.decisions import fatigue
+from geminivideo.ml.decisions.datagen import DatasetSpec, generate_ad_histories
 from geminivideo.procs import wait_until
 from tests.support.env import TestEnv as HarnessEnv  # aliased: pytest would try to collect Test*
 from tests.support.env import applied

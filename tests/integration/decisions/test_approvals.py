@@ -19,8 +19,8 @@ from geminivideo.db.models import Ad
 from geminivideo.db.models.decisions import AdPlatformCall, ChangeStatus, ChangeType, PendingAdChange
 from geminivideo.db.session import session_scope
 from geminivideo.errors import DependencyUnavailable, InvalidPayload
-from geminivideo.ml import approvals
-from geminivideo.ml.ad_platform import AdPlatformRejected, PlatformAd, RecordingAdPlatformClient
+from geminivideo.ml.decisions import approvals
+from geminivideo.ml.platforms.client import AdPlatformRejected, PlatformAd, RecordingAdPlatformClient
 from tests.integration.decisions.conftest import MakeCampaign
 
 

@@ -15,8 +15,8 @@ from geminivideo.contracts import utcnow
 from geminivideo.db.models import Ad
 from geminivideo.db.models.decisions import AdPlatformCall, ChangeType, PendingAdChange
 from geminivideo.db.session import session_scope
-from geminivideo.ml import approvals
-from geminivideo.ml.datagen import ensure_tenant
+from geminivideo.ml.decisions import approvals
+from geminivideo.ml.decisions.datagen import ensure_tenant
 from geminivideo.ml.tasks import execute_approved_changes
 from tests.conftest import StartWorker
 from tests.support.env import applied

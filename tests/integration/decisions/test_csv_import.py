@@ -12,8 +12,8 @@ from geminivideo.contracts import FatigueScanJob
 from geminivideo.db.models import Ad, AdDailyMetric
 from geminivideo.db.session import session_scope
 from geminivideo.errors import InvalidPayload
-from geminivideo.ml import fatigue
-from geminivideo.ml.datagen import import_metrics_csv
+from geminivideo.ml.decisions import fatigue
+from geminivideo.ml.decisions.datagen import import_metrics_csv
 
 
 def export(path: Path, tenant: str, clicks_last_days: int) -> Path:

@@ -22,8 +22,8 @@ from geminivideo.contracts import TaskStatus
 from geminivideo.db.models import Ad
 from geminivideo.db.session import session_scope
 from geminivideo.errors import InvalidPayload
-from geminivideo.ml import approvals, fatigue
-from geminivideo.ml.datagen import DatasetSpec, Profile, generate_ad_histories
+from geminivideo.ml.decisions import approvals, fatigue
+from geminivideo.ml.decisions.datagen import DatasetSpec, Profile, generate_ad_histories
 from geminivideo.ml.tasks import execute_approved_changes, monitor_all_ads_fatigue, monitor_fatigue
 from geminivideo.procs import wait_until
 from geminivideo.progress import read_status

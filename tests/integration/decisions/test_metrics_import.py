@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from geminivideo import procs
 from geminivideo.db.models import Ad, AdDailyMetric
 from geminivideo.db.session import session_scope
-from geminivideo.ml.metrics_import import import_metrics_file, import_records
+from geminivideo.ml.platforms.metrics_import import import_metrics_file, import_records
 from tests.support.env import TestEnv as HarnessEnv  # aliased: pytest would try to collect Test*
 
 HEADER = ("Reporting starts,Reporting ends,Campaign name,Ad name,Ad ID,Day,Impressions,Reach,Frequency,"

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from geminivideo.contracts import utcnow
 from geminivideo.db.models.decisions import ChangeStatus, ChangeType, FatigueReport, FatigueScan, PendingAdChange
 from geminivideo.db.session import session_scope
-from geminivideo.ml import approvals, fatigue
+from geminivideo.ml.decisions import approvals, fatigue
 from tests.integration.decisions.conftest import MakeCampaign
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from geminivideo import procs
 from geminivideo.errors import InvalidPayload
-from geminivideo.video.inuse import in_use
+from geminivideo.video.housekeeping.inuse import in_use
 from geminivideo.video.tasks import cleanup_task, render_video_task
 from tests.integration.housekeeping.conftest import HousekeepingWorker
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import redis
 
-from geminivideo.video.inuse import IN_USE_KEY, in_use, paths_in_use
+from geminivideo.video.housekeeping.inuse import IN_USE_KEY, in_use, paths_in_use
 
 
 def test_a_path_two_tasks_share_stays_held_until_both_release_it(tmp_path: Path) -> None:

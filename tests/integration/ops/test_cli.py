@@ -17,8 +17,8 @@ from geminivideo.contracts import utcnow
 from geminivideo.db.models import Ad
 from geminivideo.db.models.decisions import ChangeType
 from geminivideo.db.session import session_scope
-from geminivideo.ml import approvals
-from geminivideo.ml.datagen import ensure_tenant
+from geminivideo.ml.decisions import approvals
+from geminivideo.ml.decisions.datagen import ensure_tenant
 from tests.support.env import applied
 
 

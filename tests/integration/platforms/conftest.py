@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from geminivideo.db.session import session_scope
-from geminivideo.ml.datagen import ensure_tenant
+from geminivideo.ml.decisions.datagen import ensure_tenant
 from geminivideo.procs import ManagedProcess
 from tests.support.meta_graph import GraphState, graph_standin
 

@@ -19,10 +19,10 @@ from sqlalchemy import select
 from geminivideo.contracts import FatigueScanJob
 from geminivideo.db.models import Ad
 from geminivideo.db.session import session_scope
-from geminivideo.ml import approvals, fatigue
-from geminivideo.ml.datagen import DatasetSpec, export_metrics_csv
-from geminivideo.ml.metrics_import import import_metrics_file, import_records
+from geminivideo.ml.decisions import approvals, fatigue
+from geminivideo.ml.decisions.datagen import DatasetSpec, export_metrics_csv
 from geminivideo.ml.platforms import executor
+from geminivideo.ml.platforms.metrics_import import import_metrics_file, import_records
 from geminivideo.ml.tasks import execute_approved_changes
 from tests.integration.platforms.conftest import MetaWorker, meta_env
 from tests.support.env import applied

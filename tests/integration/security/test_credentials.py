@@ -48,7 +48,7 @@ def test_signatures_are_checked_against_the_public_base_url(webhook_client: Test
 
 
 def test_legacy_signatures_can_be_refused(webhook_client: TestClient) -> None:
-    from geminivideo.ml.hubspot_signature import v1_signature
+    from geminivideo.ml.webhooks.signature import v1_signature
 
     body = _deal()
     legacy = {"Content-Type": "application/json", "X-HubSpot-Signature-Version": "v1",

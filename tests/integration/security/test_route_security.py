@@ -22,7 +22,7 @@ from geminivideo.api.app import create_app
 from geminivideo.db.migrate import upgrade
 from geminivideo.db.models import Ad, Tenant, TenantPipeline, VideoJob, WebhookEvent
 from geminivideo.db.session import session_scope
-from geminivideo.ml import approvals
+from geminivideo.ml.decisions import approvals
 from geminivideo.security.keys import Scope, create_key
 from tests.support.env import applied
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from botocore.client import BaseClient
 
-from geminivideo.ml import winner_index
+from geminivideo.ml.winners import index as winner_index
 from geminivideo.storage import index as remote
 from tests.support.env import applied
 

@@ -25,7 +25,7 @@ import pytest
 
 from geminivideo import procs
 from geminivideo.contracts import QueueName
-from geminivideo.ml.hubspot_signature import v3_signature
+from geminivideo.ml.webhooks.signature import v3_signature
 from tests.integration.telemetry.support import TOKEN, Deployment, deployment, wait_job
 from tests.support import media
 from tests.support.env import TestEnv as HarnessEnv

@@ -22,7 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from geminivideo import procs
 from geminivideo.contracts import QueueName
-from geminivideo.ml.hubspot_signature import v3_signature
+from geminivideo.ml.webhooks.signature import v3_signature
 from tests.integration.telemetry.support import TOKEN, deployment
 from tests.support.env import TestEnv as HarnessEnv
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from geminivideo.video import filtergraph as fg
-from geminivideo.video import fonts, srtfile
+from geminivideo.video.render import filtergraph as fg
+from geminivideo.video.render import fonts, srtfile
 
 NASTY_DIR = "it's: [a], b; 100% c\\d  "
 

@@ -15,7 +15,7 @@ import pytest
 import redis
 
 from geminivideo.contracts import TaskStatus
-from geminivideo.video import gpu
+from geminivideo.video.render import gpu
 from geminivideo.video.tasks import render_video_task
 from tests.integration.video.conftest import Clips
 from tests.integration.video.support import (

@@ -21,8 +21,8 @@ from geminivideo.contracts import TrackClick
 from geminivideo.db.models import Ad, AdSamplerState, Tenant
 from geminivideo.db.models.webhooks import Conversion, DealState, WebhookEvent
 from geminivideo.db.session import session_scope
-from geminivideo.ml import attribution
-from geminivideo.ml.hubspot_signature import v3_signature
+from geminivideo.ml.webhooks import attribution
+from geminivideo.ml.webhooks.signature import v3_signature
 
 SECRET = "yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"  # HUBSPOT_CLIENT_SECRET of the test environment
 WEBHOOK_PATH = "/api/webhooks/hubspot"

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from geminivideo.errors import DependencyUnavailable, ProcessingFailed
-from geminivideo.ml.hubspot_client import CrmAccessDenied, HubSpotClient
+from geminivideo.ml.webhooks.crm_client import CrmAccessDenied, HubSpotClient
 from tests.integration.webhooks.support import DEAL, FakeHubSpot, fake_hubspot
 
 

@@ -22,10 +22,11 @@ from geminivideo.contracts import PipelineConfig, SamplerFeedback
 from geminivideo.db.models.webhooks import EventStatus, WebhookEvent
 from geminivideo.db.session import session_scope
 from geminivideo.errors import DependencyUnavailable, InvalidPayload
-from geminivideo.ml import hubspot, webhook_store
-from geminivideo.ml.hubspot_events import parse_body
-from geminivideo.ml.revenue import SERVICE_BUSINESS
-from geminivideo.ml.sampler_feedback import record_feedback
+from geminivideo.ml.decisions.sampler_feedback import record_feedback
+from geminivideo.ml.webhooks import pipeline as hubspot
+from geminivideo.ml.webhooks import store as webhook_store
+from geminivideo.ml.webhooks.events import parse_body
+from geminivideo.ml.webhooks.revenue import SERVICE_BUSINESS
 from tests.integration.webhooks.support import (
     DEAL,
     conversions,

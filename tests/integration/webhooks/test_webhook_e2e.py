@@ -26,8 +26,8 @@ from geminivideo import procs
 from geminivideo.contracts import QueueName
 from geminivideo.db.models.webhooks import WebhookEvent
 from geminivideo.db.session import session_scope
-from geminivideo.ml.hubspot_signature import v1_signature
-from geminivideo.ml.revenue import HUBSPOT_DEFAULT
+from geminivideo.ml.webhooks.revenue import HUBSPOT_DEFAULT
+from geminivideo.ml.webhooks.signature import v1_signature
 from tests.integration.webhooks.support import (
     SECRET,
     WEBHOOK_PATH,

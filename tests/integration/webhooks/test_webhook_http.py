@@ -21,8 +21,8 @@ import redis
 
 from geminivideo import procs
 from geminivideo.contracts import QueueName
-from geminivideo.ml.attribution import fingerprint_hash
-from geminivideo.ml.hubspot_signature import v1_signature
+from geminivideo.ml.webhooks.attribution import fingerprint_hash
+from geminivideo.ml.webhooks.signature import v1_signature
 from tests.integration.webhooks.support import SECRET, WEBHOOK_PATH, make_ad, signed_v3, start_api, unique
 from tests.support import env as test_support
 
@@ -238,7 +238,7 @@ def test_the_sweeper_sends_at_most_100_events_per_message(test_env: test_support
     payloads = [(f"{base + i:064x}", {"dealId": unique("deal"), "stageTo": "closedwon", "eventKey": f"{base + i:064x}"})
                 for i in range(250)]
     # In a fresh process bound to this module's broker database, as the sweeping worker would be.
-    code = ("import json, sys\nfrom geminivideo.ml import webhook_store\n"
+    code = ("import json, sys\nfrom geminivideo.ml.webhooks import store as webhook_store\n"
             "print(json.dumps(webhook_store.send([tuple(p) for p in json.load(sys.stdin)])))")
     done = subprocess.run([sys.executable, "-c", code], input=json.dumps(payloads), env=_env(test_env),
                           capture_output=True, text=True, timeout=60, check=True)

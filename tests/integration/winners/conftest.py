@@ -14,7 +14,7 @@ from sqlalchemy import delete
 
 from geminivideo.db.models import Ad, AdDailyMetric, AdSamplerState, Tenant
 from geminivideo.db.session import session_scope
-from geminivideo.ml import winners
+from geminivideo.ml.winners import service as winners
 from tests.support.env import applied
 
 # Three creatives of the issue: the first two are close in meaning, the third is far from both.

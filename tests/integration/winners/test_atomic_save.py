@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from geminivideo import procs
-from geminivideo.ml import winner_index as wi
+from geminivideo.ml.winners import index as wi
 
 FIRST, LATER = 20_000, 40_000
 
@@ -20,7 +20,7 @@ WRITER = f"""
 import sys
 from pathlib import Path
 import numpy as np
-from geminivideo.ml import winner_index as wi
+from geminivideo.ml.winners import index as wi
 
 store = wi.IndexStore(Path(sys.argv[1]))
 vectors = np.random.default_rng(0).standard_normal(({LATER}, 384)).astype(np.float32)

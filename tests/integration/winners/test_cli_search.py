@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from geminivideo.ml import winners
+from geminivideo.ml.winners import service as winners
 from tests.integration.winners.conftest import CINEMATIC, UGC
 
 

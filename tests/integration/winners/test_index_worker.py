@@ -22,8 +22,9 @@ from geminivideo.contracts import TaskStatus
 from geminivideo.db.models.winners import WinnerIndexEntry
 from geminivideo.db.session import session_scope
 from geminivideo.errors import InvalidPayload, ModelUnavailable
-from geminivideo.ml import winner_index, winners
 from geminivideo.ml.tasks import auto_index_winner, auto_index_winners
+from geminivideo.ml.winners import index as winner_index
+from geminivideo.ml.winners import service as winners
 from geminivideo.progress import follow
 from geminivideo.redis_client import get_redis
 from tests.integration.winners.conftest import CINEMATIC, REVIEW, UGC, Shop

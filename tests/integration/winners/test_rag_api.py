@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from geminivideo.api import create_app
-from geminivideo.ml import winners
+from geminivideo.ml.winners import service as winners
 from tests.integration.winners.conftest import CINEMATIC, REVIEW, UGC, Shop
 from tests.support.env import applied
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from geminivideo.errors import InvalidPayload
-from geminivideo.ml import winners
+from geminivideo.ml.winners import service as winners
 from tests.integration.winners.conftest import REVIEW, UGC
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from geminivideo.video.captions import use_batched
+from geminivideo.video.captions.pipeline import use_batched
 from tests.support.env import applied
 
 

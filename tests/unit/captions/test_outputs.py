@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from geminivideo.video.captions import output_stem, write_atomically
+from geminivideo.video.captions.pipeline import output_stem, write_atomically
 
 
 def test_all_files_appear_together(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import srt
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from geminivideo.video.subtitles import (
+from geminivideo.video.captions.subtitles import (
     DEFAULT_RULES,
     Cue,
     CueRules,

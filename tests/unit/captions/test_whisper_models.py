@@ -10,8 +10,8 @@ import pytest
 
 from geminivideo.config import Settings
 from geminivideo.errors import ModelUnavailable
-from geminivideo.video import whisper_models
-from geminivideo.video.whisper_models import (
+from geminivideo.video.captions import models as whisper_models
+from geminivideo.video.captions.models import (
     PartFile,
     canonical_name,
     is_english_only,

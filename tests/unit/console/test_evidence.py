@@ -7,7 +7,7 @@ from datetime import date
 import numpy as np
 
 from geminivideo.api.console.evidence import ctr_change_point, series
-from geminivideo.ml.fatigue import FatigueThresholds, History
+from geminivideo.ml.decisions.fatigue import FatigueThresholds, History
 
 
 def test_a_step_in_ctr_is_found_where_it_happens() -> None:

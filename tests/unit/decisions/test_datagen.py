@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from geminivideo.errors import InvalidPayload
-from geminivideo.ml.datagen import DatasetSpec, Profile, _read_csv, assign_profiles, simulate
+from geminivideo.ml.decisions.datagen import DatasetSpec, Profile, _read_csv, assign_profiles, simulate
 
 
 def test_the_same_spec_gives_the_same_rows_and_another_seed_does_not() -> None:

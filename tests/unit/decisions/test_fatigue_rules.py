@@ -10,8 +10,8 @@ import pytest
 
 from geminivideo.db.models.decisions import FatigueStatus, Severity
 from geminivideo.errors import InvalidPayload
-from geminivideo.ml.datagen import DatasetSpec, Profile, simulate
-from geminivideo.ml.fatigue import (
+from geminivideo.ml.decisions.datagen import DatasetSpec, Profile, simulate
+from geminivideo.ml.decisions.fatigue import (
     FatigueThresholds,
     History,
     Verdicts,

@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from geminivideo.errors import InvalidPayload
-from geminivideo.ml.metrics_import import _Bad, column_map, fast_parser, parse_row
+from geminivideo.ml.platforms.metrics_import import _Bad, column_map, fast_parser, parse_row
 
 ADS_MANAGER = ["Reporting starts", "Reporting ends", "Campaign name", "Ad name", "Ad ID", "Day", "Impressions",
                "Reach", "Frequency", "Link clicks", "Clicks (all)", "Amount spent (EUR)", "Results"]

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from geminivideo.db.models.decisions import Severity
 from geminivideo.errors import InvalidPayload
-from geminivideo.ml.sampler import (
+from geminivideo.ml.decisions.sampler import (
     AdState,
     BattleHardenedSampler,
     Decision,

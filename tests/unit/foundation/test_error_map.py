@@ -18,8 +18,8 @@ from geminivideo.errors import (
     ModelUnavailable,
     ProcessingFailed,
 )
-from geminivideo.ml.approvals import ChangeNotFound, InvalidTransition
-from geminivideo.ml.winners import UnknownAd
+from geminivideo.ml.decisions.approvals import ChangeNotFound, InvalidTransition
+from geminivideo.ml.winners.service import UnknownAd
 
 CASES: list[tuple[Exception, int, str]] = [
     (UnknownJob("no job with id 'x'"), 404, "no job with id 'x'"),

@@ -14,8 +14,8 @@ import pytest
 from geminivideo import weights
 from geminivideo.config import Settings
 from geminivideo.errors import ModelUnavailable
-from geminivideo.ml import embeddings
-from geminivideo.video.whisper_models import PartFile, join_split_model, resolve_model
+from geminivideo.ml.winners import embeddings
+from geminivideo.video.captions.models import PartFile, join_split_model, resolve_model
 
 BAD = "0" * 64
 

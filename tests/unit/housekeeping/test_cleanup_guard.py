@@ -11,7 +11,7 @@ import pytest
 from geminivideo import procs
 from geminivideo.contracts import CleanupJob
 from geminivideo.errors import DependencyUnavailable, TransientError
-from geminivideo.video.cleanup import cleanup
+from geminivideo.video.housekeeping.cleanup import cleanup
 from tests.support.env import applied
 
 

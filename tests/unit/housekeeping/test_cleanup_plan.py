@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from geminivideo.errors import ConfigError
-from geminivideo.video.cleanup import (
+from geminivideo.video.housekeeping.cleanup import (
     DAY_S,
     FileEntry,
     Limits,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from geminivideo.config import Settings
-from geminivideo.video import resources
+from geminivideo.video.housekeeping import resources
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from geminivideo.config import Settings, get_settings, secret_setting_names
 from geminivideo.errors import ConfigError
-from geminivideo.ml.hubspot_signature import SignatureRejected, v1_signature, v3_signature, verify
+from geminivideo.ml.webhooks.signature import SignatureRejected, v1_signature, v3_signature, verify
 from geminivideo.security.masking import MaskingFilter, mask
 
 

@@ -12,7 +12,7 @@ from geminivideo.errors import ConfigError, InputNotAllowed, InvalidPayload
 from geminivideo.storage.client import _secret
 from geminivideo.storage.outputs import destination
 from geminivideo.storage.uri import ObjectUri, allowed, parse
-from geminivideo.video.fleet import other_hosts
+from geminivideo.video.housekeeping.fleet import other_hosts
 from tests.support.env import applied
 
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from geminivideo.video import filtergraph as fg
+from geminivideo.video.render import filtergraph as fg
 
 WHITESPACE = " \n\t\r"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from geminivideo.video import gpu
-from geminivideo.video.gpu import GpuInfo, GpuPick
+from geminivideo.video.render import gpu
+from geminivideo.video.render.gpu import GpuInfo, GpuPick
 
 GPUS = [GpuInfo(0, "GPU-aaaa", "A", 4 << 30), GpuInfo(1, "GPU-bbbb", "B", 20 << 30), GpuInfo(2, "GPU-cccc", "C",
                                                                                              20 << 30)]

@@ -9,9 +9,10 @@ import pytest
 
 from geminivideo.contracts import Scene, TextOverlay, Transition
 from geminivideo.errors import InvalidPayload
-from geminivideo.video import filtergraph as fg
-from geminivideo.video import fonts, render
 from geminivideo.video.ffmpeg import MediaInfo
+from geminivideo.video.render import filtergraph as fg
+from geminivideo.video.render import fonts
+from geminivideo.video.render import pipeline as render
 
 CANVAS = fg.Canvas(320, 240, Fraction(25))
 

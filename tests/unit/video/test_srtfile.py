@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from geminivideo.errors import InvalidPayload
-from geminivideo.video import srtfile
-from geminivideo.video.srtfile import Cue
+from geminivideo.video.render import srtfile
+from geminivideo.video.render.srtfile import Cue
 
 
 def test_reads_common_variants() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from geminivideo.contracts import TrackClick
-from geminivideo.ml.attribution import IP_UA_MIN_MATCH, fingerprint_hash, ip_ua_score, ua_similarity
+from geminivideo.ml.webhooks.attribution import IP_UA_MIN_MATCH, fingerprint_hash, ip_ua_score, ua_similarity
 
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36"
 CHROME_NEXT = CHROME.replace("Chrome/120.0", "Chrome/121.0")

@@ -9,7 +9,7 @@ import pytest
 
 from geminivideo.contracts import DealStageChange, TrackClick, parse_payload
 from geminivideo.errors import InvalidPayload
-from geminivideo.ml.hubspot_events import parse_body
+from geminivideo.ml.webhooks.events import parse_body
 
 NOW = datetime(2024, 5, 1, 12, tzinfo=UTC)
 

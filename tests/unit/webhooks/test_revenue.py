@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from geminivideo.contracts import PipelineConfig, PipelineStage
 from geminivideo.errors import InvalidPayload
-from geminivideo.ml.revenue import HUBSPOT_DEFAULT, SERVICE_BUSINESS, DealBook, apply_change, stage_value
+from geminivideo.ml.webhooks.revenue import HUBSPOT_DEFAULT, SERVICE_BUSINESS, DealBook, apply_change, stage_value
 
 
 def walk(pipeline: PipelineConfig, stages: list[tuple[str, float]], first_from: str | None = None) -> list[float]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from geminivideo.ml.hubspot_signature import (
+from geminivideo.ml.webhooks.signature import (
     SignatureRejected,
     v1_signature,
     v2_signature,

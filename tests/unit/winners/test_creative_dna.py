@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from geminivideo.errors import InvalidPayload
-from geminivideo.ml.creative_dna import (
+from geminivideo.ml.winners.creative_dna import (
     KNOWN_FIELDS,
     CreativeDNA,
     content_hash,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from geminivideo.errors import ModelUnavailable, PermanentError, ProcessingFailed, ResourceBusy
-from geminivideo.ml import winner_index as wi
+from geminivideo.ml.winners import index as wi
 
 
 def unit_vectors(n: int, seed: int = 0) -> np.ndarray:
@@ -132,7 +132,7 @@ def test_a_damaged_file_is_refused_or_set_aside_for_a_rebuild(tmp_path: Path) ->
 def test_without_faiss_the_error_names_the_package_to_install() -> None:
     script = (
         "import sys; sys.modules['faiss'] = None\n"
-        "from geminivideo.ml import winner_index\n"
+        "from geminivideo.ml.winners import index as winner_index\n"
         "from geminivideo.errors import ModelUnavailable\n"
         "try:\n    winner_index.new_index()\n"
         "except ModelUnavailable as exc:\n    print('ModelUnavailable:', exc)\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from geminivideo.ml.winners import DEFAULT_THRESHOLDS, AdPerformance, Thresholds, why_not_winner
+from geminivideo.ml.winners.service import DEFAULT_THRESHOLDS, AdPerformance, Thresholds, why_not_winner
 
 
 def perf(impressions: int = 1000, clicks: int = 10, spend: float = 100.0, value: float = 300.0) -> AdPerformance:

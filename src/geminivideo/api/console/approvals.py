@@ -27,7 +27,7 @@ from geminivideo.contracts import utcnow
 from geminivideo.db.models.decisions import ChangeSource, ChangeStatus, ChangeType, PendingAdChange
 from geminivideo.db.session import session_scope
 from geminivideo.errors import InvalidPayload
-from geminivideo.ml import approvals
+from geminivideo.ml.decisions import approvals
 
 router = APIRouter()
 PAGE_SIZES = (25, 50, 100, 500)

@@ -18,7 +18,13 @@ from sqlalchemy.orm import Session
 
 from geminivideo.db.models import Ad, AdDailyMetric
 from geminivideo.db.models.decisions import FatigueScan
-from geminivideo.ml.fatigue import FatigueThresholds, History, baseline_quantiles, load_history, load_thresholds
+from geminivideo.ml.decisions.fatigue import (
+    FatigueThresholds,
+    History,
+    baseline_quantiles,
+    load_history,
+    load_thresholds,
+)
 
 EVIDENCE_DAYS = 30
 _BAND_QUANTILES = (1, 30)  # of the 32 midpoint quantiles: about the 5th and 95th percentiles

@@ -26,7 +26,7 @@ from geminivideo.api.console.sessions import ConsoleSession, require_session
 from geminivideo.client import QueueInfo, WorkerInfo
 from geminivideo.errors import DependencyUnavailable
 from geminivideo.redis_client import get_redis
-from geminivideo.video.resources import SNAPSHOT_KEY
+from geminivideo.video.housekeeping.resources import SNAPSHOT_KEY
 
 router = APIRouter()
 INSPECT_TIMEOUT_S = 1.0

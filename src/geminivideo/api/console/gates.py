@@ -21,7 +21,7 @@ from geminivideo.db.models import Ad
 from geminivideo.db.models.decisions import ChangeStatus, ChangeType, PendingAdChange
 
 # _budget_delta: the executor's own reading of an executed change's result, so both count the same movement.
-from geminivideo.ml.approvals import ChangeView, SafetyGates, _budget_delta, gate_violation
+from geminivideo.ml.decisions.approvals import ChangeView, SafetyGates, _budget_delta, gate_violation
 
 
 @dataclass

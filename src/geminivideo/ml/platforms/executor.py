@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 from geminivideo.config import Settings, get_settings
 from geminivideo.contracts import utcnow
 from geminivideo.db.models.decisions import AdPlatformCall
-from geminivideo.ml.ad_platform import ClientFactory, PlatformAd, RecordingAdPlatformClient
 from geminivideo.ml.platforms.base import AdPlatform, ChangeKind, ChangeRequest
+from geminivideo.ml.platforms.client import ClientFactory, PlatformAd, RecordingAdPlatformClient
 
 RECORD_ONLY = "META_EXECUTE=false: recorded only, nothing was sent to Meta"
 EXECUTING = "META_EXECUTE=true: approved changes are sent to Meta"

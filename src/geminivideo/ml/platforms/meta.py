@@ -35,8 +35,8 @@ from typing import Any
 
 from geminivideo.config import Settings, get_settings
 from geminivideo.errors import DependencyUnavailable, TransientError
-from geminivideo.ml.ad_platform import AdPlatformRejected
 from geminivideo.ml.platforms.base import ChangeRequest, PlatformAuthError, RateLimited, ReportJobFailed
+from geminivideo.ml.platforms.client import AdPlatformRejected
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from geminivideo.config import get_settings
 from geminivideo.errors import PermanentError, TransientError
-from geminivideo.ml.metrics_import import import_records
 from geminivideo.ml.platforms.base import AdPlatform, PlatformAuthError, RateLimited
+from geminivideo.ml.platforms.metrics_import import import_records
 
 log = logging.getLogger(__name__)
 

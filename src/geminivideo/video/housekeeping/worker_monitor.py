@@ -44,7 +44,7 @@ class ResourceMonitorStep(bootsteps.StartStopStep):
             self._thread.join(timeout=5)
 
     def _run(self, interval_s: float) -> None:
-        from geminivideo.video import resources  # psutil/NVML only in processes that monitor
+        from geminivideo.video.housekeeping import resources
 
         while not self._stop.is_set():
             try:

@@ -41,10 +41,11 @@ from geminivideo.db.models.webhooks import Conversion, DealState, EventStatus, T
 from geminivideo.db.session import session_scope
 from geminivideo.errors import Conflict, DependencyUnavailable, InvalidPayload, LeaseLost, PermanentError
 from geminivideo.leases import fencing
-from geminivideo.ml import attribution, revenue, webhook_store
-from geminivideo.ml.hubspot_client import CrmDeal, HubSpotClient, client_from_settings
-from geminivideo.ml.hubspot_events import parse_body
-from geminivideo.ml.sampler_feedback import AdCredit, ad_exists, credit_ad
+from geminivideo.ml.decisions.sampler_feedback import AdCredit, ad_exists, credit_ad
+from geminivideo.ml.webhooks import attribution, revenue
+from geminivideo.ml.webhooks import store as webhook_store
+from geminivideo.ml.webhooks.crm_client import CrmDeal, HubSpotClient, client_from_settings
+from geminivideo.ml.webhooks.events import parse_body
 from geminivideo.telemetry import domain as telemetry
 
 log = logging.getLogger(__name__)

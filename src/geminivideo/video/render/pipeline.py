@@ -39,14 +39,14 @@ from geminivideo.contracts import (
 )
 from geminivideo.errors import InvalidPayload, MediaUnreadable, ProcessingFailed
 from geminivideo.progress import ProgressCallback, no_progress
-from geminivideo.video import filtergraph as fg
-from geminivideo.video import srtfile
 from geminivideo.video.encoders import RateControl, check_preset, rate_control, video_args
 from geminivideo.video.ffmpeg import MediaInfo, atomic_output, input_args, probe
-from geminivideo.video.fonts import drawable_text, font_for
-from geminivideo.video.gpu import EncoderDecision, choose_encoder
-from geminivideo.video.inuse import in_use
+from geminivideo.video.housekeeping.inuse import in_use
 from geminivideo.video.media import ensure_output_dir, resolve_input
+from geminivideo.video.render import filtergraph as fg
+from geminivideo.video.render import srtfile
+from geminivideo.video.render.fonts import drawable_text, font_for
+from geminivideo.video.render.gpu import EncoderDecision, choose_encoder
 from geminivideo.video.workspace import Deadline, checked_media, run_ffmpeg_within, scratch_dir
 
 DEFAULT_TRANSITION = Transition()

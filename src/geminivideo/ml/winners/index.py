@@ -39,7 +39,7 @@ import numpy as np
 import numpy.typing as npt
 
 from geminivideo.errors import ModelUnavailable, OutOfSpace, ProcessingFailed, ResourceBusy
-from geminivideo.ml.embeddings import EMBEDDING_DIM
+from geminivideo.ml.winners.embeddings import EMBEDDING_DIM
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ from geminivideo.config import get_settings
 from geminivideo.contracts import CleanupJob, CleanupResult, utcnow
 from geminivideo.errors import ConfigError, DependencyUnavailable
 from geminivideo.video.ffmpeg import is_partial
-from geminivideo.video.inuse import IN_USE_KEY, is_in_use, paths_in_use
+from geminivideo.video.housekeeping.inuse import IN_USE_KEY, is_in_use, paths_in_use
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,7 @@ from geminivideo.db.models.decisions import (
 )
 from geminivideo.db.session import session_scope
 from geminivideo.errors import Conflict, InvalidPayload, NotFound, PermanentError, TransientError
-from geminivideo.ml.ad_platform import AdPlatformClient, ClientFactory, PlatformAd, recording_client
+from geminivideo.ml.platforms.client import AdPlatformClient, ClientFactory, PlatformAd, recording_client
 from geminivideo.telemetry import domain as telemetry
 
 log = logging.getLogger(__name__)

@@ -333,7 +333,7 @@ def _notes(budget: float, target: float, lo: float, hi: float, floor: float, has
 def load_states(session: Session, *, ad_ids: Sequence[str] | None = None, tenant_id: str | None = None,
                 now: datetime | None = None) -> list[AdState]:
     """States of the given ads (or all active ads of a tenant) from metrics, sampler state and fatigue reports."""
-    from geminivideo.ml.fatigue import latest_verdicts
+    from geminivideo.ml.decisions.fatigue import latest_verdicts
 
     now = now or datetime.now(UTC)
     stmt = select(Ad)
@@ -374,7 +374,7 @@ def _state(ad: Ad, totals: Any, outcome: AdSamplerState | None, verdict: tuple[s
 def submit_for_approval(session: Session, allocation: dict[str, Any], states: Sequence[AdState], *,
                         min_change_pct: float = 5.0) -> dict[str, Any]:
     """Queue the allocation's kills (pause) and budget moves of at least ``min_change_pct`` % as proposals."""
-    from geminivideo.ml.approvals import Proposal, propose_changes
+    from geminivideo.ml.decisions.approvals import Proposal, propose_changes
 
     by_id = {s.ad_id: s for s in states}
     proposals, skipped = [], []

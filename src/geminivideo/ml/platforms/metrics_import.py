@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 from geminivideo.db.models import Ad
 from geminivideo.db.session import session_scope
 from geminivideo.errors import InvalidPayload
-from geminivideo.ml.datagen import copy_rows, ensure_tenant
+from geminivideo.ml.decisions.datagen import copy_rows, ensure_tenant
 
 MAX_ERRORS_LISTED = 1000
 BATCH_ROWS = 20_000

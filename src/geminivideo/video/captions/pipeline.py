@@ -33,11 +33,11 @@ from geminivideo.errors import InvalidPayload, MediaUnreadable, OutOfSpace, Unsu
 from geminivideo.leases import fencing
 from geminivideo.progress import ProgressCallback, no_progress
 from geminivideo.telemetry.tracing import traced
-from geminivideo.video import whisper_models
+from geminivideo.video.captions import models as whisper_models
+from geminivideo.video.captions.subtitles import Cue, Segment, Word, build_cues, to_srt, to_vtt
 from geminivideo.video.ffmpeg import MediaInfo, input_args, partial_path, probe, run_ffmpeg
-from geminivideo.video.inuse import in_use
+from geminivideo.video.housekeeping.inuse import in_use
 from geminivideo.video.media import ensure_output_dir, resolve_input
-from geminivideo.video.subtitles import Cue, Segment, Word, build_cues, to_srt, to_vtt
 
 SAMPLE_RATE = 16_000
 EXTRACT_SPAN = (0.0, 10.0)

@@ -44,8 +44,8 @@ from geminivideo.db.models.decisions import (
 )
 from geminivideo.db.session import session_scope
 from geminivideo.errors import InvalidPayload
-from geminivideo.ml import approvals
-from geminivideo.ml.datagen import copy_rows
+from geminivideo.ml.decisions import approvals
+from geminivideo.ml.decisions.datagen import copy_rows
 from geminivideo.progress import ProgressCallback, no_progress
 
 log = logging.getLogger(__name__)

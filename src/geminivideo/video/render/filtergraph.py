@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from geminivideo.video.fonts import DEFAULT_FONT
+from geminivideo.video.render.fonts import DEFAULT_FONT
 
 SAMPLE_RATE = 48_000
 AUDIO_FORMAT = f"aformat=sample_fmts=fltp:sample_rates={SAMPLE_RATE}:channel_layouts=stereo"

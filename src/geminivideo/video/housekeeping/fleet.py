@@ -22,7 +22,7 @@ from geminivideo.config import get_settings
 from geminivideo.contracts import CleanupJob, CleanupResult, TaskName
 from geminivideo.errors import GeminiVideoError
 from geminivideo.storage import housekeeping
-from geminivideo.video import cleanup
+from geminivideo.video.housekeeping import cleanup
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ DISPATCH_EXPIRES_S = 3600  # a host that is gone for an hour gets the next day's
 
 def host_identity() -> dict[str, Any]:
     """This worker's host name and the folders it cleans (what makes two workers the same host)."""
-    from geminivideo.video.resources import hostname  # psutil only when asked
+    from geminivideo.video.housekeeping.resources import hostname  # psutil only when asked
 
     settings = get_settings()
     return {"host": hostname(settings), "dirs": [str(p.resolve()) for p in settings.work_dirs]}

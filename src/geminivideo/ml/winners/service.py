@@ -55,8 +55,16 @@ from geminivideo.db.models.winners import (
 )
 from geminivideo.db.session import session_scope
 from geminivideo.errors import InvalidPayload, NotFound
-from geminivideo.ml import embeddings, winner_index
-from geminivideo.ml.creative_dna import AdFormat, CreativeDNA, content_hash, dna_text, expand_glossary, parse_dna
+from geminivideo.ml.winners import embeddings
+from geminivideo.ml.winners import index as winner_index
+from geminivideo.ml.winners.creative_dna import (
+    AdFormat,
+    CreativeDNA,
+    content_hash,
+    dna_text,
+    expand_glossary,
+    parse_dna,
+)
 from geminivideo.progress import ProgressCallback, no_progress
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from geminivideo.contracts import TASK_QUEUE, TaskName, utcnow
 from geminivideo.db.dialect import dialect_insert as dialect_insert  # its old home; callers may still import it
 from geminivideo.db.dialect import insert_ignoring_conflicts, is_postgresql
 from geminivideo.db.models.webhooks import EventStatus, TenantPipeline, WebhookEvent
-from geminivideo.ml.hubspot_events import IncomingEvent
+from geminivideo.ml.webhooks.events import IncomingEvent
 
 log = logging.getLogger(__name__)
 _EVENTS = cast(Table, WebhookEvent.__table__)

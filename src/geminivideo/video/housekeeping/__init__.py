@@ -1,0 +1,1 @@
+"""Housekeeping: disk cleanup, the in-use registry and per-host resource snapshots."""

@@ -1,0 +1,1 @@
+"""Rendering ads: the render pipeline, its filter graph, fonts, burned-in SRT and GPU encoding."""
