@@ -80,8 +80,9 @@ def redis_check(url: str, timeout_s: float = 3.0) -> int:
 
 
 def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return True
+    from geminivideo.procs import pid_alive
+
+    return pid is None or pid_alive(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

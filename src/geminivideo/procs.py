@@ -21,6 +21,18 @@ from typing import IO
 
 import redis
 
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this pid exists (one owned by another user counts: it exists)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 WORKER_APPS = {"video": "geminivideo.video.celery_app:app", "ml": "geminivideo.ml.celery_app:app"}
 
 

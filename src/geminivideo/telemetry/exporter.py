@@ -25,6 +25,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest, multiprocess
 
 from geminivideo.config import Settings
+from geminivideo.procs import pid_alive
 from geminivideo.telemetry import metrics as metrics_module
 from geminivideo.telemetry.auth import may_read_metrics, metrics_token
 
@@ -48,13 +49,6 @@ def render(folder: Path) -> bytes:
     return generate_latest(registry)
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
@@ -63,7 +57,7 @@ def reap_dead_processes(folder: Path) -> list[int]:
     dead = set()
     for entry in os.listdir(folder):
         match = _LIVE_FILE.match(entry)
-        if match and not _pid_alive(int(match.group(1))):
+        if match and not pid_alive(int(match.group(1))):
             dead.add(int(match.group(1)))
     for pid in dead:
         multiprocess.mark_process_dead(pid, str(folder))
