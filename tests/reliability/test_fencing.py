@@ -80,7 +80,9 @@ def test_a_superseded_attempt_publishes_stores_and_commits_nothing(redis_client:
         new.stop()
 
 
-def test_the_result_backend_stores_only_the_current_attempts_result(test_env: support_env.TestEnv, task_id: str) -> None:
+def test_the_result_backend_stores_only_the_current_attempts_result(
+    test_env: support_env.TestEnv, task_id: str
+) -> None:
     app = Celery("fence-test", set_as_current=False)
     app.conf.result_backend = fenced_url(test_env.redis_url)
     backend = app.backend
