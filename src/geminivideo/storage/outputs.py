@@ -26,6 +26,7 @@ from geminivideo.contracts import (
     StoredObject,
     TranscodeResult,
 )
+from geminivideo.leases import fencing
 from geminivideo.storage import transfer
 from geminivideo.storage.staging import TaskMedia
 from geminivideo.storage.uri import ObjectUri, allowed, is_uri
@@ -61,6 +62,7 @@ def store(media: TaskMedia, files: Sequence[tuple[Path, ObjectUri]]) -> list[Sto
                             sha256=done.sha256, content_type=done.content_type)
 
     try:
+        fencing.check_current()  # only the attempt that holds the task may publish (LeaseLost otherwise)
         if len(files) == 1:
             return [one(files[0])]
         with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
