@@ -117,7 +117,7 @@ def test_arguments_that_do_not_fit_the_task_are_refused_as_an_invalid_payload(
         result.get(timeout=30)
     assert type(caught.value).__name__ == "InvalidPayload", caught.value
     assert "unexpected keyword argument 'codec'" in str(caught.value)
-    assert "takes (input_path, output_format=None)" in str(caught.value)
+    assert "takes (input_path, output_format=None, output_url=None)" in str(caught.value)
     assert list(follow(redis_client, result.id, timeout_s=10))[-1].status is TaskStatus.FAILED
 
 
