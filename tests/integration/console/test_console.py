@@ -241,7 +241,8 @@ def test_fleet_lists_the_worker_its_queues_beats_and_refreshes(
     hostname = str(console.worker.extra["hostname"])
     worker = page.locator(f"tr[data-worker='{hostname}']")
     assert worker.count() == 1, page.content()
-    assert worker.locator(".queues").inner_text() == ", ".join(str(q) for q in VIDEO_QUEUE_ORDER)
+    # Its queues most urgent first, then its own direct queue (<hostname>.dq2: per-host cleanup is sent there).
+    assert worker.locator(".queues").inner_text() == ", ".join([*map(str, VIDEO_QUEUE_ORDER), f"{hostname}.dq2"])
     assert page.locator("tr[data-queue]").count() >= len(VIDEO_QUEUE_ORDER)
     host = page.locator("article.host[data-host='localhost']")
     snapshot = host.locator("dl.facts").text_content() or ""
