@@ -43,6 +43,7 @@ COMMANDS: dict[str, list[str]] = {
     "console": ["bench.console"],
     "storage": ["bench.storage", "--runs", "2", "--mib", "256"],
     "metrics": ["bench.metrics"],
+    "telemetry": ["bench.telemetry"],
 }
 
 Row = tuple[str, str, str]
@@ -260,10 +261,25 @@ def metrics_rows(doc: dict[str, Any]) -> list[Row]:
     return out
 
 
+def telemetry_rows(doc: dict[str, Any]) -> list[Row]:
+    hooks, render = (next(r for r in doc["rows"] if r["bench"].startswith(kind)) for kind in ("webhooks", "render"))
+    label = f"metrics and tracing on vs off ({_cmd('telemetry')}, load {hooks['load_average_1m']:.1f})"
+    return [
+        (f"Webhooks, {hooks['bench'].split(', ', 1)[1]}, {label}",
+         f"throughput on/off {_n(hooks['throughput_ratio'])}, CPU per event on/off {_n(hooks['cpu_ratio'])} "
+         f"({hooks['on_cpu_ms_per_event']:.3f} vs {hooks['off_cpu_ms_per_event']:.3f} ms; target ≤ 1.03)",
+         f"off: {hooks['off_events_per_s']:,.0f} events/s"),
+        (f"Render, {render['bench'].removeprefix('render ')}, {label}",
+         f"wall on/off {_n(render['wall_ratio'])}, CPU on/off {_n(render['cpu_ratio'])} (target ≤ 1.03)",
+         f"off: {render['off_s']:.2f} s"),
+    ]
+
+
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "captions": captions_rows, "webhooks": webhooks_rows, "winners": winners_rows, "decisions": decisions_rows,
     "render": render_rows, "transcode": transcode_rows, "split_transcode": split_transcode_rows,
     "leases": leases_rows, "console": console_rows, "storage": storage_rows, "metrics": metrics_rows,
+    "telemetry": telemetry_rows,
 }
 
 
