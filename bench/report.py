@@ -43,7 +43,7 @@ COMMANDS: dict[str, list[str]] = {
     "console": ["bench.console"],
     "storage": ["bench.storage", "--runs", "2", "--mib", "256"],
     "metrics": ["bench.metrics"],
-    "telemetry": ["bench.telemetry"],
+    "telemetry": ["bench.telemetry", "--render-seconds", "6", "--render-runs", "1"],
 }
 
 Row = tuple[str, str, str]
