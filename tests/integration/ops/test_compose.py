@@ -169,13 +169,18 @@ def test_image_installs_ffmpeg_and_runs_unprivileged() -> None:
 
 
 def test_storage_profile_adds_minio_and_passes_storage_settings() -> None:
-    result = compose("--profile", "storage", "config", env={**SECRETS, "MINIO_ROOT_PASSWORD": "minio-secret"})
+    result = compose("--profile", "storage", "config", env=SECRETS)
     assert result.returncode == 0, result.stderr
     services = yaml.safe_load(result.stdout)["services"]
     minio, init = services["minio"], services["minio-init"]
     assert minio["restart"] == "unless-stopped" and "healthcheck" in minio and init["restart"] == "no"
     assert init["depends_on"]["minio"]["condition"] == "service_healthy"
     assert all(str(p).startswith("127.0.0.1:") for p in minio.get("ports", [])), "the console stays on loopback"
-    assert minio["environment"]["MINIO_ROOT_PASSWORD"] == "minio-secret"
+    # The store's root user is the workers' S3 key, both read from Docker secrets (never the environment).
+    assert minio["environment"]["MINIO_ROOT_PASSWORD_FILE"] == "/run/secrets/aws_secret_access_key"
+    assert "MINIO_ROOT_PASSWORD" not in minio["environment"]
     for name in ("api", "celery-video-render", "celery-ml"):
         assert {"S3_ENDPOINT_URL", "STORAGE_BUCKETS", "OUTPUT_URL", "INDEX_URL"} <= set(services[name]["environment"])
+        assert services[name]["environment"]["AWS_SECRET_ACCESS_KEY_FILE"] == "/run/secrets/aws_secret_access_key"
+        assert {"aws_access_key_id", "aws_secret_access_key"} <= {
+            s if isinstance(s, str) else s["source"] for s in services[name]["secrets"]}
