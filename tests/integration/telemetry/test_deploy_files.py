@@ -39,7 +39,7 @@ def test_promtool_accepts_the_scrape_config(tmp_path: Path) -> None:
     # The full check also opens every file the config names: put them where a copy of it points.
     (tmp_path / "metrics-token").write_text("token")
     shutil.copy(DEPLOY / "prometheus" / "alerts.yml", tmp_path / "alerts.yml")
-    copy = original.replace("/prometheus/metrics-token", str(tmp_path / "metrics-token"))
+    copy = original.replace("/run/secrets/metrics_token", str(tmp_path / "metrics-token"))
     copy = copy.replace("/etc/prometheus/", f"{tmp_path}/")
     (tmp_path / "prometheus.yml").write_text(copy)
     checked = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
@@ -91,7 +91,7 @@ def test_compose_observability_profile_runs_prometheus_and_grafana_on_these_file
     binary = shutil.which("docker-compose")
     assert binary, "docker-compose (Debian package) is required"
     env = {**{k: v for k, v in os.environ.items()}, "POSTGRES_PASSWORD": "pg", "HUBSPOT_CLIENT_SECRET": "hs",
-           "FLOWER_PASSWORD": "fl", "METRICS_TOKEN": "mt"}
+           "FLOWER_PASSWORD": "fl"}
     files = ["-f", str(ROOT / "docker-compose.yml"), "-f", str(ROOT / "docker-compose.workers.yml")]
     result = subprocess.run([binary, *files, "--profile", "observability", "config"], env=env, capture_output=True,
                             text=True, timeout=120, cwd=ROOT)
@@ -102,6 +102,10 @@ def test_compose_observability_profile_runs_prometheus_and_grafana_on_these_file
     assert "deploy/prometheus" in mounts and "deploy/grafana/dashboards" in mounts
     for worker in ("celery-ml", "celery-video-render"):
         assert services[worker]["environment"]["WORKER_METRICS_PORT"] == "9808"
+        assert services[worker]["environment"]["METRICS_TOKEN_FILE"] == "/run/secrets/metrics_token"
+    # The scrape token is a Docker secret on both sides: Prometheus reads it as credentials_file.
+    assert "metrics_token" in {s if isinstance(s, str) else s["source"] for s in services["prometheus"]["secrets"]}
+    assert "/run/secrets/metrics_token" in (ROOT / "deploy/prometheus/prometheus.yml").read_text()
     for name in ("prometheus", "grafana"):  # started only with --profile observability
         assert services[name]["profiles"] == ["observability"]
         assert all(not str(port).startswith(("0.0.0.0", "9090", "3000")) for port in services[name]["ports"])
