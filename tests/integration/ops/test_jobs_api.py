@@ -82,7 +82,8 @@ def test_workers_and_queues_are_listed(api: str, ops_video_worker: procs.Managed
     mine = [w for w in workers if w["name"] == ops_video_worker.extra["hostname"]]
     assert mine, workers
     assert mine[0]["app"] == "video"
-    assert mine[0]["queues"] == [str(q) for q in VIDEO_QUEUE_ORDER]
+    hostname = str(ops_video_worker.extra["hostname"])  # then its own direct queue (per-host cleanup)
+    assert mine[0]["queues"] == [*map(str, VIDEO_QUEUE_ORDER), f"{hostname}.dq2"]
     assert mine[0]["concurrency"] == 1
 
     queues = httpx.get(f"{api}/api/queues", timeout=10).json()
