@@ -1,5 +1,6 @@
 """With authentication on (the default), every route of every router refuses a request without a valid
-X-API-Key (401), except the two that must stay open: the health check and HubSpot's webhook, which HubSpot signs instead.
+X-API-Key (401), except the two that must stay open: the health check and HubSpot's webhook, which HubSpot
+signs instead.
 
 The routes are read from the application's OpenAPI document, so a router added later is covered without
 editing this file.
