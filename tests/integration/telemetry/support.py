@@ -127,12 +127,13 @@ def deployment(harness: HarnessEnv, root: Path, **overrides: str) -> Iterator[De
         redis_proc.stop()
 
 
-def wait_job(api: str, task_id: str, timeout_s: float = 90) -> dict[str, Any]:
+def wait_job(api: str, task_id: str, timeout_s: float = 90, *, api_key: str | None = None) -> dict[str, Any]:
     """Poll the API until the job is final; return its state."""
     deadline = time.monotonic() + timeout_s
     state: dict[str, Any] = {}
+    headers = {"X-API-Key": api_key} if api_key else {}
     while time.monotonic() < deadline:
-        state = httpx.get(f"{api}/api/jobs/{task_id}", timeout=10).json()
+        state = httpx.get(f"{api}/api/jobs/{task_id}", headers=headers, timeout=10).json()
         if state.get("status") in ("completed", "failed", "cancelled"):
             return state
         time.sleep(0.3)

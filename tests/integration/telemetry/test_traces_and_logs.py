@@ -34,6 +34,9 @@ pytestmark = pytest.mark.timeout(240)
 
 CALLER_IP = "203.0.113.77"
 CALLER_AGENT = "GV-Secret-Agent/7.7 (telemetry test)"
+# The caller's address comes through a trusted X-Forwarded-For, so it is not loopback: the API needs a real key
+# (API_AUTH=off serves loopback callers only).
+API_KEY = "telemetry-key-" + uuid.uuid4().hex
 
 
 @dataclass
@@ -53,6 +56,7 @@ def traced(test_env: HarnessEnv, tmp_path_factory: pytest.TempPathFactory) -> It
                  "PROMETHEUS_MULTIPROC_DIR": str(root / "metrics")}
     with deployment(test_env, root, **overrides) as deployed:
         api_env = {k: v for k, v in deployed.env.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        api_env.update(API_AUTH="on", API_KEYS=f"telemetry={API_KEY}")
         api_proc, api = procs.start_api(api_env, deployed.log("api.log"), ready_path="/health", require_ok=False)
         worker = procs.start_worker("video", queues=[str(QueueName.TRANSCODE)], concurrency=1, env=deployed.env,
                                     hostname=f"traced-{uuid.uuid4().hex[:6]}@localhost",
@@ -91,12 +95,13 @@ def wait_spans(path: Path, predicate: Any, timeout_s: float = 20) -> list[dict[s
 def test_one_submission_is_one_trace_across_api_queue_task_and_ffmpeg(traced: Traced) -> None:
     request_id = f"req-{uuid.uuid4().hex}"
     body = {"input_path": str(traced.video), "output_format": {"codec": "h264", "container": "mp4"}}
-    headers = {"X-Request-ID": request_id, "User-Agent": CALLER_AGENT, "X-Forwarded-For": CALLER_IP}
+    headers = {"X-Request-ID": request_id, "User-Agent": CALLER_AGENT, "X-Forwarded-For": CALLER_IP,
+               "X-API-Key": API_KEY}
     response = httpx.post(f"{traced.api}/api/video/transcode", json=body, headers=headers, timeout=10)
     assert response.status_code == 202, response.text
     assert response.headers["x-request-id"] == request_id
     task_id = response.json()["task_id"]
-    assert wait_job(traced.api, task_id)["status"] == "completed"
+    assert wait_job(traced.api, task_id, api_key=API_KEY)["status"] == "completed"
 
     spans = wait_spans(traced.spans, lambda found: any(s["name"] == "run/transcode_task" for s in found)
                        and any(s["name"] == "POST /api/video/transcode" for s in found))
@@ -136,7 +141,8 @@ def test_one_submission_is_one_trace_across_api_queue_task_and_ffmpeg(traced: Tr
 
 def test_no_log_line_holds_a_secret_an_ip_address_or_a_user_agent(traced: Traced, test_env: HarnessEnv) -> None:
     secret = test_env.values["HUBSPOT_CLIENT_SECRET"]
-    headers = {"User-Agent": CALLER_AGENT, "X-Forwarded-For": CALLER_IP, "Authorization": f"Bearer {TOKEN}"}
+    headers = {"User-Agent": CALLER_AGENT, "X-Forwarded-For": CALLER_IP, "Authorization": f"Bearer {TOKEN}",
+               "X-API-Key": API_KEY}
     with httpx.Client(base_url=traced.api, headers=headers, timeout=10) as client:
         event = {"dealId": f"d-{uuid.uuid4().hex[:8]}", "stageTo": "closedwon", "dealValue": 1000}
         raw = json.dumps(event).encode()
