@@ -121,13 +121,16 @@ def _session_worker(test_env: TestEnv, app: str, queues: list[str], concurrency:
     proc.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def video_worker(test_env: TestEnv) -> Iterator[procs.ManagedProcess]:
-    """One video worker consuming every video queue (most urgent first), concurrency 2, on SQLite."""
+    """One video worker consuming every video queue (most urgent first), concurrency 2, on SQLite.
+
+    Per module, not per session: a worker left running on the standard queues would take the tasks of later
+    modules that start their own workers (a split job's parts, an object-store worker's jobs)."""
     yield from _session_worker(test_env, "video", [str(q) for q in VIDEO_QUEUE_ORDER], 2)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ml_worker(test_env: TestEnv) -> Iterator[procs.ManagedProcess]:
     """One ML worker consuming every ML queue, concurrency 2, on the session's SQLite database."""
     yield from _session_worker(test_env, "ml", [str(q) for q in ML_QUEUE_ORDER], 2)

@@ -24,7 +24,10 @@ MAX_CLOCK_SKEW_S = 24 * 3600
 def _epoch_millis(value: Any) -> Any:
     """HubSpot sends epoch milliseconds."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
+        try:
+            return datetime.fromtimestamp(value / 1000, tz=UTC)
+        except (OverflowError, OSError, ValueError):  # beyond what a datetime holds: an invalid value, not a 500
+            raise ValueError(f"epoch milliseconds {value!r} are out of range for a date") from None
     return value
 
 

@@ -70,9 +70,10 @@ def bucket(bucket_pool: BucketPool, s3: BaseClient, store_env: dict[str, str]) -
     reset_client()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def storage_worker(test_env: TestEnv, store_env: dict[str, str]) -> Iterator[procs.ManagedProcess]:
-    """A video worker (every video queue, concurrency 2) that reaches the session's store."""
+    """A video worker (every video queue, concurrency 2) that reaches the session's store; per module, so no
+    worker of another module (e.g. the plain ``video_worker``) is left on the standard queues to take its jobs."""
     from geminivideo.contracts import VIDEO_QUEUE_ORDER
 
     hostname = f"video-storage-{uuid.uuid4().hex[:6]}@localhost"

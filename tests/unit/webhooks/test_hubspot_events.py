@@ -122,3 +122,10 @@ def test_a_nul_in_a_field_hubspot_added_is_kept_as_received() -> None:
     """Unknown fields go to a JSON column unchanged (json, not jsonb, stores the \\u0000 escape)."""
     (event,) = parse_body(body(hs_event(newField="a\u0000b")), received_at=NOW)
     assert event.payload["newField"] == "a\x00b" and event.deal is not None
+
+
+@pytest.mark.parametrize("millis", [1e300, 10**20, -(10**20), float("inf")])
+def test_an_occurred_at_beyond_any_date_is_an_invalid_payload_not_a_crash(millis: float) -> None:
+    # Found by the hostile-payload fuzzing: datetime.fromtimestamp raised OverflowError/OSError (a 500).
+    with pytest.raises(InvalidPayload, match="occurredAt: .*out of range for a date"):
+        parse_payload(DealStageChange, {"dealId": "1", "stageTo": "closedwon", "occurredAt": millis})
