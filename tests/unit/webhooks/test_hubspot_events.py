@@ -127,5 +127,5 @@ def test_a_nul_in_a_field_hubspot_added_is_kept_as_received() -> None:
 @pytest.mark.parametrize("millis", [1e300, 10**20, -(10**20), float("inf")])
 def test_an_occurred_at_beyond_any_date_is_an_invalid_payload_not_a_crash(millis: float) -> None:
     # Found by the hostile-payload fuzzing: datetime.fromtimestamp raised OverflowError/OSError (a 500).
-    with pytest.raises(InvalidPayload, match="occurredAt: .*out of range for a date"):
+    with pytest.raises(InvalidPayload, match=r"occurredAt: .*out of range for a date"):
         parse_payload(DealStageChange, {"dealId": "1", "stageTo": "closedwon", "occurredAt": millis})
