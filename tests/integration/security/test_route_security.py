@@ -96,6 +96,9 @@ def _secured() -> list[tuple[str, str, list[str]]]:
 # How another tenant's key is answered: 404 for objects of tenant B (same as a missing one), "filtered"
 # for lists (tenant B's rows left out), 403 where only a tenant-less admin may act, None where the route
 # touches no tenant's object. Requests name tenant B's objects through path, query and body.
+NO_TENANT_OBJECT = {("post", f"/api/video/{kind}") for kind in ("render", "preview", "transcode", "caption")}
+
+
 def _other_tenant(w: World) -> dict[tuple[str, str], tuple[Any, dict[str, Any]]]:
     b_ads = {"ad_ids": [w.ad_b]}
     return {
@@ -104,10 +107,7 @@ def _other_tenant(w: World) -> dict[tuple[str, str], tuple[Any, dict[str, Any]]]
         ("put", "/api/webhooks/pipelines/{tenant_id}"): (403, {"json": {"stages": {}, "average_deal_value": 1}}),
         ("post", "/api/ml/attribution/track-click"): (404, {"json": {"ad_id": w.ad_b, "click_id": "c1"}}),
         ("post", "/api/ml/battle-hardened/feedback"): (404, {"json": {"ad_id": w.ad_b, "conversions": 1}}),
-        ("post", "/api/video/render"): (None, {}),
-        ("post", "/api/video/preview"): (None, {}),
-        ("post", "/api/video/transcode"): (None, {}),
-        ("post", "/api/video/caption"): (None, {}),
+        **{route: (None, {}) for route in NO_TENANT_OBJECT},
         ("get", "/api/jobs"): ("filtered", {}),
         ("get", "/api/jobs/{task_id}"): (404, {}),
         ("delete", "/api/jobs/{task_id}"): (404, {}),
@@ -173,13 +173,15 @@ def test_route_refuses_missing_wrong_and_non_ascii_keys_and_missing_scope(
         assert reply.status_code == 403 and scope in reply.text, f"{method} {path} without {scope}: {reply.text}"
 
 
-@pytest.mark.parametrize(("method", "path", "scopes"), _secured(), ids=lambda v: v if isinstance(v, str) else "")
+# Job submissions name media, not another tenant's object: nothing of tenant B to reach (their key checks are
+# in the tests above), so they are not parametrized here rather than skipped.
+@pytest.mark.parametrize(("method", "path", "scopes"), [r for r in _secured() if r[:2] not in NO_TENANT_OBJECT],
+                         ids=lambda v: v if isinstance(v, str) else "")
 def test_another_tenants_key_cannot_reach_tenant_b(
     client: TestClient, world: World, method: str, path: str, scopes: list[str]
 ) -> None:
     expected, request = _other_tenant(world)[(method, path)]
-    if expected is None:
-        pytest.skip("route touches no tenant's object")
+    assert expected is not None, f"{method} {path} is in NO_TENANT_OBJECT"
     reply = _call(client, method, _url(path, world), world.tenant_a, **request)
     if expected == "filtered":
         assert reply.status_code == 200, reply.text
