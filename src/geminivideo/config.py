@@ -191,13 +191,7 @@ class Settings(BaseSettings):
     index_url: str | None = Field(None, pattern=_S3_PREFIX)  # winner index objects + pointer when set
     max_input_bytes: int = Field(20 * 1024**3, gt=0)  # an s3:// input larger than this is refused from its HEAD
     presign_expiry_s: int = Field(3600, ge=1, le=7 * 24 * 3600)  # SigV4 presigned URLs live at most 7 days
-    @classmethod
-    def settings_customise_sources(
-        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return init_settings, env_settings, _SecretFiles(settings_cls), dotenv_settings, file_secret_settings
+
     # Meta Marketing API (ml/platforms/meta.py): hourly insights sync and execution of approved changes.
     meta_ad_accounts: Annotated[list[str], NoDecode] = Field(default_factory=list)  # "act_1:tenant,act_2"
     meta_access_token: SecretStr | None = None
@@ -221,6 +215,14 @@ class Settings(BaseSettings):
     split_min_s: float = Field(300.0, gt=0)
     split_segment_s: float = Field(60.0, gt=0)
     split_max_segments: int = Field(64, ge=2, le=1000)
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _SecretFiles(settings_cls), dotenv_settings, file_secret_settings
 
     @field_validator("media_roots", mode="before")
     @classmethod

@@ -24,16 +24,12 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
-
-from pydantic import BaseModel
 
 from geminivideo.config import get_settings
 from geminivideo.errors import InputNotAllowed
 from geminivideo.storage import transfer
 from geminivideo.storage.uri import object_uri
 
-R = TypeVar("R", bound=BaseModel)
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 STAGING_PREFIX = "s3in-"
 
