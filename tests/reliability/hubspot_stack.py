@@ -15,6 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -172,3 +173,17 @@ class WebhookStack:
 
         faults.wait_for(done, timeout_s, f"{len(keys)} webhook events final", interval_s=0.5)
         return found
+
+
+def post_three_deal_batch(stack: WebhookStack, base: str) -> tuple[int, list[str], list[str]]:
+    """POST one HubSpot batch moving three new deals to ``contractsent`` from a new portal: the portal, the deal
+    ids and the stored event keys."""
+    portal = int(time.time() * 1000) % 10**9
+    at_ms = int((datetime.now(UTC) - timedelta(hours=1)).timestamp() * 1000)
+    deals = [str(portal * 10 + i) for i in range(3)]
+    batch = [{"eventId": i, "subscriptionId": 1, "portalId": portal, "occurredAt": at_ms, "objectId": int(deal),
+              "subscriptionType": "deal.propertyChange", "propertyName": "dealstage",
+              "propertyValue": "contractsent"} for i, deal in enumerate(deals)]
+    response = stack.post(base, batch)
+    assert response.status_code == 200 and response.json()["enqueued"] == 3, response.text
+    return portal, deals, [e["key"] for e in response.json()["events"]]

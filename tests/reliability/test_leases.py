@@ -13,7 +13,6 @@ The lease is shortened to seconds through the settings (LEASE_TIMEOUT_S, LEASE_R
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime, timedelta
 from typing import cast
 
 import pytest
@@ -21,7 +20,7 @@ import pytest
 from geminivideo.contracts import TaskStatus
 from geminivideo.video.ffmpeg import is_partial
 from tests.reliability.conftest import Deployment, MakeDeployment
-from tests.reliability.hubspot_stack import WebhookStack, crm_stand_in
+from tests.reliability.hubspot_stack import WebhookStack, crm_stand_in, post_three_deal_batch
 from tests.support import faults
 from tests.support.media import ffprobe
 
@@ -106,15 +105,7 @@ def test_a_webhook_batch_taken_over_mid_flight_stops_applying(deployment: MakeDe
         stack = WebhookStack(dep)
         base = stack.start_api()
         stack.worker("holder")
-        portal = int(time.time() * 1000) % 10**9
-        at_ms = int((datetime.now(UTC) - timedelta(hours=1)).timestamp() * 1000)
-        deals = [str(portal * 10 + i) for i in range(3)]
-        batch = [{"eventId": i, "subscriptionId": 1, "portalId": portal, "occurredAt": at_ms, "objectId": int(deal),
-                  "subscriptionType": "deal.propertyChange", "propertyName": "dealstage",
-                  "propertyValue": "contractsent"} for i, deal in enumerate(deals)]
-        response = stack.post(base, batch)
-        assert response.status_code == 200 and response.json()["enqueued"] == 3, response.text
-        keys = [e["key"] for e in response.json()["events"]]
+        portal, deals, keys = post_three_deal_batch(stack, base)
         faults.wait_for(lambda: crm.hits_for(deals[1]) == 1, 60, "the batch waits on the CRM for its second deal")
         (token_key,) = dep.client().keys("lease_token:*")
         assert dep.client().incr(token_key) == 2  # the takeover: attempt 1 is no longer current

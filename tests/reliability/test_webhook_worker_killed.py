@@ -18,7 +18,7 @@ import pytest
 
 from geminivideo import procs
 from tests.reliability.conftest import MakeDeployment
-from tests.reliability.hubspot_stack import CrmStandIn, WebhookStack, crm_stand_in, unique
+from tests.reliability.hubspot_stack import CrmStandIn, WebhookStack, crm_stand_in, post_three_deal_batch, unique
 from tests.support import faults
 
 pytestmark = [pytest.mark.reliability]
@@ -73,15 +73,7 @@ def test_batch_killed_between_events_applies_each_event_once(slow_crm: SlowCrmSt
     on the CRM. The redelivered batch skips the first deal (already applied, the CRM is not asked again) and
     applies the other two once."""
     crm, stack, base, victim = slow_crm.crm, slow_crm.stack, slow_crm.base, slow_crm.victim
-    portal = int(time.time() * 1000) % 10**9
-    at_ms = int((datetime.now(UTC) - timedelta(hours=1)).timestamp() * 1000)
-    deals = [str(portal * 10 + i) for i in range(3)]
-    batch = [{"eventId": i, "subscriptionId": 1, "portalId": portal, "occurredAt": at_ms, "objectId": int(deal),
-              "subscriptionType": "deal.propertyChange", "propertyName": "dealstage",
-              "propertyValue": "contractsent"} for i, deal in enumerate(deals)]
-    response = stack.post(base, batch)
-    assert response.status_code == 200 and response.json()["enqueued"] == 3, response.text
-    keys = [e["key"] for e in response.json()["events"]]
+    portal, deals, keys = post_three_deal_batch(stack, base)
     faults.wait_for(lambda: crm.hits_for(deals[1]) == 1, 60, "the batch reached its second deal")
     faults.kill9(victim)
     stack.worker("rescuer")
