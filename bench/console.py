@@ -32,10 +32,9 @@ from psycopg import sql
 
 from bench._common import RESULTS_DIR, add_run_options, apply_quick, output_path, print_table, write_results
 from geminivideo import procs
-from geminivideo.config import get_settings
 from geminivideo.db.migrate import upgrade
 from geminivideo.db.session import dispose_engine
-from geminivideo.redis_client import reset_redis
+from tests.support.env import applied
 
 PG_ADMIN_DSN = os.environ.get("GV_BENCH_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=postgres")
 PG_URL = os.environ.get("GV_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/{db}")
@@ -43,27 +42,6 @@ RESULTS = RESULTS_DIR / "console.json"
 TARGET_MS = 300.0
 KEY = "bench-console-" + uuid.uuid4().hex
 TENANTS = 5
-
-
-@contextmanager
-def pointed_at(values: dict[str, str]) -> Iterator[None]:
-    """This process's settings, Redis client and engine pointed at ``values`` for the block."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    get_settings.cache_clear()
-    reset_redis()
-    dispose_engine()
-    try:
-        yield
-    finally:
-        dispose_engine()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
-        reset_redis()
 
 
 @contextmanager
@@ -140,7 +118,7 @@ def summary(name: str, backend: str, times: list[float], size: int, **extra: Any
 
 
 def run_backend(backend: str, root: Path, redis_url: str, args: argparse.Namespace) -> list[dict[str, Any]]:
-    with database(backend, root) as db_url, pointed_at({"DATABASE_URL": db_url, "REDIS_URL": redis_url}):
+    with database(backend, root) as db_url, applied({"DATABASE_URL": db_url, "REDIS_URL": redis_url}):
         made = seed(args.proposals)
         env = {**os.environ, "DATABASE_URL": db_url, "REDIS_URL": redis_url, "API_KEYS": KEY}
         api, base = procs.start_api(env, root / f"api-{backend}.log", ready_path="/health")
