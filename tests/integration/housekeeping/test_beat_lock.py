@@ -124,13 +124,17 @@ def test_two_video_beats_fire_each_entry_once_per_period_and_fail_over(beat_env:
     assert holder.popen.returncode == 0, holder.log_tail(20)
     procs.wait_until(lambda: fires.poll() >= 0 and LOCK_ACQUIRED in standby.log_tail(500), 20,
                      what="takeover by the standby beat")
-    fires.watch(8)
-    window = time.monotonic() - stopped_at
+    took_over_at = time.monotonic()
+    # Every entry fires again under the new holder: wait for each one's first fire after the takeover (a loaded
+    # CI machine can stretch the first tick), then watch two more periods for duplicates.
+    procs.wait_until(lambda: fires.poll() >= 0 and all(fires.times(task, since=took_over_at) for task in periods),
+                     20, what="every entry firing under the standby beat")
+    fires.watch(2 * max(periods.values()))
     assert "Sending due task" in standby.log_tail(500)
     for task, period in periods.items():
         # Across the hand-over too: no fire repeated, no burst of missed ones.
         assert_no_double_fire(fires.times(task), period, time.monotonic() - start + 2 * period)
-        assert fires.times(task, since=stopped_at + 6), f"{task} did not fire after the takeover ({window:.0f} s)"
+        assert len(fires.times(task, since=took_over_at)) >= 2, f"{task} fired once after the takeover, then stopped"
 
 
 def test_two_ml_beats_share_one_schedule_and_send_once_per_period(beat_env: tuple[dict[str, str], redis.Redis],
