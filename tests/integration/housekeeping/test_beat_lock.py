@@ -118,7 +118,6 @@ def test_two_video_beats_fire_each_entry_once_per_period_and_fail_over(beat_env:
     for task, period in periods.items():
         assert_once_per_period(fires.times(task, since=start - period), period, window + period)
 
-    stopped_at = time.monotonic()
     holder.popen.terminate()  # SIGTERM: a warm stop releases the lock at once; keep polling meanwhile
     procs.wait_until(lambda: fires.poll() >= 0 and not holder.alive(), 15, what="the holder's exit")
     assert holder.popen.returncode == 0, holder.log_tail(20)
