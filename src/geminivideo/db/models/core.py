@@ -39,7 +39,8 @@ class AdDailyMetric(Base):
     __table_args__ = (UniqueConstraint("ad_id", "day"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    ad_id: Mapped[str] = mapped_column(ForeignKey("ads.id", ondelete="CASCADE"), index=True)
+    # No index of its own: the unique (ad_id, day) index leads with ad_id and serves lookups by ad.
+    ad_id: Mapped[str] = mapped_column(ForeignKey("ads.id", ondelete="CASCADE"))
     day: Mapped[date] = mapped_column(Date)
     impressions: Mapped[int] = mapped_column(Integer, default=0)
     reach: Mapped[int | None] = mapped_column(Integer, nullable=True)
