@@ -404,34 +404,61 @@ def _create_ads(stage: _Stage, tenant_id: str) -> int:
     return len(new)
 
 
-def _count_changes(stage: _Stage, report: ImportReport) -> None:
-    changed = " OR ".join(stage.distinct(f"s.{c}", f"m.{c}") for c in METRIC_COLUMNS if c != "budget")
-    changed += " OR (s.budget IS NOT NULL AND " + stage.distinct("s.budget", "m.budget") + ")"
-    total, new, updated, ads, first, last = stage.sql(
-        f"SELECT count(*), sum(CASE WHEN m.id IS NULL THEN 1 ELSE 0 END), "
-        f"sum(CASE WHEN m.id IS NOT NULL AND ({changed}) THEN 1 ELSE 0 END), count(DISTINCT s.ad_id), "
-        f"min(s.day), max(s.day) FROM {STAGE} s LEFT JOIN ad_daily_metrics m ON m.ad_id = s.ad_id AND m.day = s.day"
-    ).one()
-    report.rows_imported, report.inserted, report.updated = int(total), int(new or 0), int(updated or 0)
-    report.unchanged, report.ads = report.rows_imported - report.inserted - report.updated, int(ads)
+def _changed(stage: _Stage, stored: str, new: str) -> str:
+    """SQL true when the ``new`` day differs from the ``stored`` one (a missing budget keeps the stored budget)."""
+    changed = " OR ".join(stage.distinct(f"{new}.{c}", f"{stored}.{c}") for c in METRIC_COLUMNS if c != "budget")
+    return f"{changed} OR ({new}.budget IS NOT NULL AND {stage.distinct(f'{new}.budget', f'{stored}.budget')})"
+
+
+def _summarise(stage: _Stage, report: ImportReport) -> None:
+    total, ads, first, last = stage.sql(
+        f"SELECT count(*), count(DISTINCT ad_id), min(day), max(day) FROM {STAGE}").one()
+    report.rows_imported, report.ads = int(total), int(ads)
     report.first_day = _as_date(first) if first is not None else None
     report.last_day = _as_date(last) if last is not None else None
 
 
-def _upsert(stage: _Stage) -> None:
+def _count_changes(stage: _Stage, report: ImportReport) -> None:
+    """SQLite: count new and corrected days before the upsert (its RETURNING cannot tell an insert from an update)."""
+    new, updated = stage.sql(
+        f"SELECT sum(CASE WHEN m.id IS NULL THEN 1 ELSE 0 END), "
+        f"sum(CASE WHEN m.id IS NOT NULL AND ({_changed(stage, 'm', 's')}) THEN 1 ELSE 0 END) "
+        f"FROM {STAGE} s LEFT JOIN ad_daily_metrics m ON m.ad_id = s.ad_id AND m.day = s.day").one()
+    report.inserted, report.updated = int(new or 0), int(updated or 0)
+
+
+def _upsert_sql(stage: _Stage, source: str) -> str:
     columns = ", ".join(("ad_id", "day", *METRIC_COLUMNS))
     # A file without a budget column keeps the stored budget; every other column is the day's new value.
     sets = ", ".join(f"{c} = excluded.{c}" if c != "budget" else "budget = coalesce(excluded.budget, "
                      "ad_daily_metrics.budget)" for c in METRIC_COLUMNS)
-    changed = " OR ".join(stage.distinct(f"ad_daily_metrics.{c}", f"excluded.{c}") for c in METRIC_COLUMNS
-                          if c != "budget")
-    changed += " OR (excluded.budget IS NOT NULL AND " + stage.distinct("ad_daily_metrics.budget",
-                                                                         "excluded.budget") + ")"
+    return (f"INSERT INTO ad_daily_metrics ({columns}) {source} "
+            f"ON CONFLICT (ad_id, day) DO UPDATE SET {sets} WHERE {_changed(stage, 'ad_daily_metrics', 'excluded')}")
+
+
+def _merge_postgresql(stage: _Stage, report: ImportReport) -> None:
+    """Write only new or changed days, counted from RETURNING (``xmax = 0``: the row was inserted, not updated).
+
+    The join leaves unchanged days out before the upsert: ON CONFLICT DO UPDATE locks every conflicting row, even
+    when its WHERE then declines the update, and a re-import of a million unchanged days would dirty every page.
+    ON CONFLICT stays for a day another transaction wrote since this one's snapshot.
+    """
+    columns = ", ".join(f"s.{c}" for c in ("ad_id", "day", *METRIC_COLUMNS))
+    source = (f"SELECT {columns} FROM {STAGE} s LEFT JOIN ad_daily_metrics m ON m.ad_id = s.ad_id AND m.day = s.day "
+              f"WHERE m.id IS NULL OR {_changed(stage, 'm', 's')}")
+    inserted, updated = stage.sql(
+        f"WITH written AS ({_upsert_sql(stage, source)} RETURNING xmax = 0 AS inserted) "
+        "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written").one()
+    report.inserted, report.updated = int(inserted), int(updated)
+    report.unchanged = report.rows_imported - report.inserted - report.updated
+
+
+def _merge_sqlite(stage: _Stage, report: ImportReport) -> None:
+    _count_changes(stage, report)
+    report.unchanged = report.rows_imported - report.inserted - report.updated
     # "WHERE true": SQLite needs it to parse ON CONFLICT after INSERT … SELECT.
-    # In (ad_id, day) order the index pages a run of rows touches are adjacent (fewer random page visits).
-    order = " ORDER BY ad_id, day" if stage.dialect == "postgresql" else ""
-    stage.sql(f"INSERT INTO ad_daily_metrics ({columns}) SELECT {columns} FROM {STAGE} WHERE true{order} "
-              f"ON CONFLICT (ad_id, day) DO UPDATE SET {sets} WHERE {changed}")
+    columns = ", ".join(("ad_id", "day", *METRIC_COLUMNS))
+    stage.sql(_upsert_sql(stage, f"SELECT {columns} FROM {STAGE} WHERE true"))
 
 
 # ─── Pipeline ───────────────────────────────────────────────────────────────────────────────────────
@@ -468,8 +495,11 @@ def merge_import(
             stage.sql(f"ANALYZE {STAGE}")
         ensure_tenant(session, tenant_id)
         report.ads_created = _create_ads(stage, tenant_id)
-        _count_changes(stage, report)
-        _upsert(stage)
+        _summarise(stage, report)
+        if stage.dialect == "postgresql":
+            _merge_postgresql(stage, report)
+        else:
+            _merge_sqlite(stage, report)
         stage.drop()
     return report
 
