@@ -342,6 +342,11 @@ class _Stage:
         # that query, which then finds no duplicate.
         self._keys: set[int] = set()
         self.may_repeat_a_day = False
+        # What the report says of the staged rows, counted as they pass; a DELETE from the stage voids it.
+        self.rows = 0
+        self.ads: set[str] = set()
+        self.days: tuple[date, date] | None = None
+        self.pruned = False
 
     def write(self, rows: list[StageRow]) -> None:
         if not rows:
@@ -351,6 +356,10 @@ class _Stage:
         keys.update(hash((r[1], r[2])) for r in rows)
         if len(keys) - before != len(rows):
             self.may_repeat_a_day = True
+        self.rows += len(rows)
+        self.ads.update(r[1] for r in rows)
+        first, last = min(r[2] for r in rows), max(r[2] for r in rows)
+        self.days = (min(first, self.days[0]), max(last, self.days[1])) if self.days else (first, last)
         if self.dialect == "postgresql":
             copy_rows(self.session, STAGE, STAGE_COLUMNS, rows)
             return
@@ -383,6 +392,7 @@ def _check_duplicates(stage: _Stage, report: ImportReport, skip: bool) -> None:
             report.add_error(int(line), f"ad {ad_id} day {day} is already on line {first} ({count} rows for it)")
     if skip:
         stage.sql(f"DELETE FROM {STAGE} WHERE line NOT IN (SELECT min(line) FROM {STAGE} GROUP BY ad_id, day)")
+        stage.pruned = True
 
 
 def _check_tenants(stage: _Stage, report: ImportReport, skip: bool) -> None:
@@ -393,6 +403,7 @@ def _check_tenants(stage: _Stage, report: ImportReport, skip: bool) -> None:
     if rows and skip:
         stage.sql(f"DELETE FROM {STAGE} WHERE ad_id IN (SELECT id FROM ads WHERE tenant_id <> :t)",
                   t=report.tenant_id)
+        stage.pruned = True
 
 
 def _as_date(value: Any) -> date:
@@ -423,6 +434,10 @@ def _changed(stage: _Stage, stored: str, new: str) -> str:
 
 
 def _summarise(stage: _Stage, report: ImportReport) -> None:
+    if not stage.pruned:  # every staged row is imported: the counts taken while staging hold
+        report.rows_imported, report.ads = stage.rows, len(stage.ads)
+        report.first_day, report.last_day = stage.days or (None, None)
+        return
     total, ads, first, last = stage.sql(
         f"SELECT count(*), count(DISTINCT ad_id), min(day), max(day) FROM {STAGE}").one()
     report.rows_imported, report.ads = int(total), int(ads)
