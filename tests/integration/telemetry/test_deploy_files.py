@@ -111,8 +111,11 @@ def exported_series() -> set[str]:
         names |= {f"{base}_total"} if kind == "counter" else set()
         names |= {f"{base}_bucket", f"{base}_count", f"{base}_sum"} if kind == "histogram" else set()
         names |= {base} if kind == "gauge" else set()
-    scraped = re.findall(r'f"\{PREFIX\}_([a-z_]+)"', (ROOT / "src/geminivideo/telemetry/scrape.py").read_text())
-    return names | {f"geminivideo_{name}" for name in scraped} | {"geminivideo:queue_expected_wait_seconds"}
+    source = (ROOT / "src/geminivideo/telemetry/scrape.py").read_text()
+    scraped = re.findall(r'GaugeMetricFamily\(\s*f"\{PREFIX\}_([a-z_]+)"', source)
+    counted = re.findall(r'CounterMetricFamily\(\s*f"\{PREFIX\}_([a-z_]+)"', source)
+    return (names | {f"geminivideo_{name}" for name in scraped} | {f"geminivideo_{name}_total" for name in counted}
+            | {"geminivideo:queue_expected_wait_seconds"})
 
 
 def queried_series(text: str) -> set[str]:
