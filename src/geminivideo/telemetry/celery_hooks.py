@@ -183,7 +183,12 @@ def _task_finished(task_id: str | None = None, task: Any = None, state: str | No
 
 
 def _media_figures(task_name: str, result: Any, elapsed_s: float) -> None:
-    """Render/transcode speed (output seconds per wall second) and caption real-time factor, from results."""
+    """Render/transcode speed (output seconds per wall second) and caption real-time factor, from results.
+
+    The real-time factor is Whisper's time over the audio (``transcribe_s``) per second of audio: the task's wall
+    time also holds the download, probe, audio extraction, a first model load and the upload, which say nothing
+    about how fast the model transcribes. A result without ``transcribe_s`` records no factor.
+    """
     if not isinstance(result, dict):
         return
     duration = result.get("duration")
@@ -192,5 +197,7 @@ def _media_figures(task_name: str, result: Any, elapsed_s: float) -> None:
     if task_name in _SPEED_TASKS:
         metrics().media_speed.labels(task_name).observe(duration / elapsed_s)
     elif task_name == _CAPTION_TASK:
-        processing = result.get("processing_s") or elapsed_s
-        metrics().caption_rtf.labels(str(result.get("model") or "unknown")).observe(float(processing) / duration)
+        transcribe_s = result.get("transcribe_s")
+        if isinstance(transcribe_s, int | float) and transcribe_s > 0:
+            model = str(result.get("model") or "unknown")
+            metrics().caption_rtf.labels(model).observe(float(transcribe_s) / duration)

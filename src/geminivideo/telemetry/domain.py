@@ -1,4 +1,7 @@
-"""Counters the domain code reports to in one call each: webhook events and approval decisions.
+"""Counters the domain code reports to in one call each: webhook events and approval executions.
+
+Approval *decisions* are not counted here: the API, the console and the CLI all decide, and only the API is
+scraped; ``scrape`` reads them from the database (``geminivideo_approval_decisions_total``).
 
 Each function is a no-op in a process nobody scrapes (see ``metrics.recording``), so the domain modules call
 them unconditionally.
@@ -37,11 +40,6 @@ def webhook_applied(outcome: str, received_at: datetime | None) -> None:
 def webhook_failed() -> None:
     if recording():
         metrics().webhook_failed.inc()
-
-
-def approval_decided(decision: str) -> None:
-    if recording():
-        metrics().approval_decisions.labels(decision).inc()
 
 
 def approvals_executed(outcomes: Mapping[str, int]) -> None:

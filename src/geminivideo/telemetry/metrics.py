@@ -47,7 +47,6 @@ class Metrics:
     webhook_applied: Counter
     webhook_failed: Counter
     webhook_lag: Histogram
-    approval_decisions: Counter
     approval_executions: Counter
     host_cpu: Gauge
     host_memory: Gauge
@@ -79,7 +78,7 @@ def _task_series() -> dict[str, object]:
                            multiprocess_mode="livemax"),
         "media_speed": Histogram(_name("media_speed_ratio"), "Output media seconds per wall-clock second",
                                  ("task",), buckets=SPEED_BUCKETS),
-        "caption_rtf": Histogram(_name("caption_real_time_factor"), "Caption wall time per second of audio",
+        "caption_rtf": Histogram(_name("caption_real_time_factor"), "Whisper transcription time per second of audio",
                                  ("model",), buckets=RTF_BUCKETS),
     }
 
@@ -95,8 +94,6 @@ def _webhook_series() -> dict[str, object]:
         "webhook_failed": Counter(_name("webhook_events_failed"), "Stored events that failed for good"),
         "webhook_lag": Histogram(_name("webhook_apply_lag_seconds"), "From storing an event to applying it",
                                  buckets=DURATION_BUCKETS_S),
-        "approval_decisions": Counter(_name("approval_decisions"), "Proposed changes approved or rejected",
-                                      ("decision",)),
         "approval_executions": Counter(_name("approval_executions"), "Approved changes executed or blocked by a gate",
                                        ("outcome",)),
     }

@@ -7,6 +7,9 @@
 - ``geminivideo_webhook_oldest_unapplied_age_seconds`` and ``geminivideo_webhook_events{status}``;
 - ``geminivideo_approvals{status}``: proposed ad changes by state (pending, approved, rejected, executed,
   blocked by a gate…);
+- ``geminivideo_approval_decisions_total{decision}``: changes a person approved or rejected, whoever decided and
+  wherever (API, console, ``geminivideo approvals approve|reject``): every decided row keeps its ``decided_at``,
+  and rows are never deleted, so the count only grows;
 - ``geminivideo_scrape_errors{source}``: 1 when a source could not be read on this scrape.
 
 Reading them at scrape time keeps one source of truth: any number of API processes report the same figures.
@@ -21,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from geminivideo.contracts import ML_QUEUE_ORDER, VIDEO_QUEUE_ORDER, QueueName
@@ -72,10 +75,10 @@ def queue_figures() -> list[tuple[str, str, int, float | None]]:
 
 
 def database_figures() -> dict[str, Any]:
-    """Webhook events and approvals by status, and the oldest unapplied event's receive time."""
+    """Webhook events and approvals by status, decisions taken, and the oldest unapplied event's receive time."""
     from sqlalchemy import func, select
 
-    from geminivideo.db.models.decisions import PendingAdChange
+    from geminivideo.db.models.decisions import ChangeStatus, PendingAdChange
     from geminivideo.db.models.webhooks import EventStatus, WebhookEvent
     from geminivideo.db.session import session_scope
 
@@ -85,7 +88,11 @@ def database_figures() -> dict[str, Any]:
             select(func.min(WebhookEvent.received_at)).where(WebhookEvent.status.in_(EventStatus.OPEN))).scalar()
         changes = dict(session.execute(
             select(PendingAdChange.status, func.count()).group_by(PendingAdChange.status)).all())
-    return {"events": events, "oldest_unapplied": oldest, "approvals": changes}
+        rejected = PendingAdChange.status == ChangeStatus.REJECTED.value
+        decisions = dict(session.execute(
+            select(rejected, func.count()).where(PendingAdChange.decided_at.is_not(None)).group_by(rejected)).all())
+    return {"events": events, "oldest_unapplied": oldest, "approvals": changes,
+            "decisions": {"approved": decisions.get(False, 0), "rejected": decisions.get(True, 0)}}
 
 
 def _age_s(moment: datetime | None) -> float:
@@ -99,7 +106,7 @@ def _age_s(moment: datetime | None) -> float:
 class ScrapeCollector(Collector):
     """The broker and database gauges, read on each collect()."""
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         errors = GaugeMetricFamily(f"{PREFIX}_scrape_errors", "1 when a source could not be read", labels=["source"])
         try:
             yield from self._queues()
@@ -126,7 +133,7 @@ class ScrapeCollector(Collector):
         yield depth
         yield age
 
-    def _database(self) -> Iterator[GaugeMetricFamily]:
+    def _database(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         from geminivideo.db.models.decisions import ChangeStatus
         from geminivideo.db.models.webhooks import EventStatus
 
@@ -142,3 +149,8 @@ class ScrapeCollector(Collector):
         for change_status in ChangeStatus:
             approvals.add_metric([change_status.value], found["approvals"].get(change_status.value, 0))
         yield approvals
+        decisions = CounterMetricFamily(f"{PREFIX}_approval_decisions", "Proposed changes approved or rejected",
+                                        labels=["decision"])
+        for decision, count in found["decisions"].items():
+            decisions.add_metric([decision], count)
+        yield decisions

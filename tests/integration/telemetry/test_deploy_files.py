@@ -2,8 +2,9 @@
 
 - ``promtool check config`` (in full, with the token file and rule paths it points at made real in a copy) and
   ``promtool check rules`` pass;
-- ``promtool test rules`` shows the backlog, oldest-message, webhook-lag and worker-down alerts firing on
-  synthetic series (and not firing where they must not);
+- ``promtool test rules`` shows every alert firing on synthetic series that should trigger it and staying quiet
+  on series that should not; each alert's tests fail when its expression is replaced by one that never fires or
+  one that always fires;
 - every series the alerts and the dashboard query is one the code exports;
 - compose's ``observability`` profile adds Prometheus and Grafana wired to these files.
 """
@@ -15,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -48,14 +50,56 @@ def test_promtool_accepts_the_scrape_config(tmp_path: Path) -> None:
     assert jobs == {"geminivideo-api", "geminivideo-workers"}
 
 
+def alert_names() -> list[str]:
+    groups = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())["groups"]
+    return [rule["alert"] for group in groups for rule in group["rules"] if "alert" in rule]
+
+
+def rule_cases() -> list[dict[str, Any]]:
+    tests = yaml.safe_load((DEPLOY / "prometheus" / "alerts_test.yml").read_text())["tests"]
+    return [case for test in tests for case in test["alert_rule_test"]]
+
+
 def test_promtool_accepts_the_rules_and_their_unit_tests_pass() -> None:
     checked = promtool("check", "rules", "alerts.yml")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     tested = promtool("test", "rules", "alerts_test.yml")
     assert tested.returncode == 0, tested.stdout + tested.stderr
-    tests = yaml.safe_load((DEPLOY / "prometheus" / "alerts_test.yml").read_text())["tests"]
-    fired = {case["alertname"] for test in tests for case in test["alert_rule_test"] if case["exp_alerts"]}
-    assert {"GeminiVideoQueueBacklogGrowing", "GeminiVideoWebhookLagHigh"} <= fired
+
+
+def test_every_alert_has_a_firing_case_and_a_quiet_case() -> None:
+    cases = rule_cases()
+    fired = {case["alertname"] for case in cases if case["exp_alerts"]}
+    quiet = {case["alertname"] for case in cases if not case["exp_alerts"]}
+    assert set(alert_names()) - fired == set(), "alerts no rule test shows firing"
+    assert set(alert_names()) - quiet == set(), "alerts no rule test shows staying quiet"
+    assert {case["alertname"] for case in cases} <= set(alert_names()), "a rule test names an alert that is gone"
+
+
+def _mutant(root: Path, alert: str, expr: str) -> Path:
+    """A copy of the rules where ``alert`` has ``expr`` instead of its own, next to a copy of the rule tests."""
+    folder = root / f"{alert}-{'never' if expr.startswith('vector(0)') else 'always'}"
+    folder.mkdir()
+    rules = yaml.safe_load((DEPLOY / "prometheus" / "alerts.yml").read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            if rule.get("alert") == alert:
+                rule["expr"] = expr
+    (folder / "alerts.yml").write_text(yaml.safe_dump(rules))
+    shutil.copy(DEPLOY / "prometheus" / "alerts_test.yml", folder / "alerts_test.yml")
+    return folder / "alerts_test.yml"
+
+
+def test_the_rule_tests_catch_an_alert_that_never_fires_or_always_fires(tmp_path: Path) -> None:
+    """Each alert's expression replaced by one that never fires, then by one that always does: the tests fail."""
+    mutants = [(alert, _mutant(tmp_path, alert, expr)) for alert in alert_names()
+               for expr in ("vector(0) > 1", "vector(1)")]
+    with ThreadPoolExecutor(max_workers=4) as pool:  # promtool waits more than it computes
+        results = list(pool.map(lambda mutant: promtool("test", "rules", str(mutant[1]), cwd=tmp_path), mutants))
+    survived = [f"{alert} ({path.parent.name})" for (alert, path), result in zip(mutants, results, strict=True)
+                if result.returncode == 0]
+    assert not survived, f"rule tests pass with these alerts broken: {survived}"
+    assert all("FAILED" in result.stdout + result.stderr for result in results)
 
 
 def exported_series() -> set[str]:
@@ -67,8 +111,11 @@ def exported_series() -> set[str]:
         names |= {f"{base}_total"} if kind == "counter" else set()
         names |= {f"{base}_bucket", f"{base}_count", f"{base}_sum"} if kind == "histogram" else set()
         names |= {base} if kind == "gauge" else set()
-    scraped = re.findall(r'f"\{PREFIX\}_([a-z_]+)"', (ROOT / "src/geminivideo/telemetry/scrape.py").read_text())
-    return names | {f"geminivideo_{name}" for name in scraped} | {"geminivideo:queue_expected_wait_seconds"}
+    source = (ROOT / "src/geminivideo/telemetry/scrape.py").read_text()
+    scraped = re.findall(r'GaugeMetricFamily\(\s*f"\{PREFIX\}_([a-z_]+)"', source)
+    counted = re.findall(r'CounterMetricFamily\(\s*f"\{PREFIX\}_([a-z_]+)"', source)
+    return (names | {f"geminivideo_{name}" for name in scraped} | {f"geminivideo_{name}_total" for name in counted}
+            | {"geminivideo:queue_expected_wait_seconds"})
 
 
 def queried_series(text: str) -> set[str]:

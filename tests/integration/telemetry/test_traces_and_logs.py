@@ -4,7 +4,8 @@ Given a private deployment whose API and prefork worker run with tracing on (OTE
 and the OpenTelemetry SDK's in-memory exporter dumping each finished span to a file (GEMINIVIDEO_TEST_SPAN_FILE),
 and LOG_FORMAT=json,
 when a transcode is submitted over HTTP,
-then the spans of the API request, the message's queue wait, the task and its FFmpeg run share one trace id,
+then the spans of the API request (without the caller's address or user agent), the message's queue wait,
+the task and its FFmpeg run share one trace id,
 the API's request line (with our X-Request-ID) and the worker's lines for the task carry that trace id,
 and no log line anywhere holds a secret, the caller's IP address or its user agent.
 """
@@ -121,6 +122,10 @@ def test_one_submission_is_one_trace_across_api_queue_task_and_ffmpeg(traced: Tr
         parent = by_id[parent]["parent_id"]
     assert "run/transcode_task" in ancestors
     assert run["start_ns"] <= ffmpeg["start_ns"] <= ffmpeg["end_ns"] <= run["end_ns"]
+    exported = traced.spans.read_text()
+    assert not {"user_agent.original", "http.user_agent", "client.address"} & set(server["attributes"])
+    for needle in (CALLER_IP, CALLER_AGENT, "GV-Secret-Agent"):  # personal data stays out of traces as out of logs
+        assert needle not in exported, f"{needle!r} exported in a span"
     whole = [s for s in spans if s["trace_id"] == server["trace_id"]]
     for service in ("geminivideo-api", "geminivideo-worker"):  # both write the job record; both use Redis
         systems = {s["attributes"].get("db.system") for s in whole if s["service"] == service}

@@ -268,7 +268,6 @@ def _decide(change_id: int, to: ChangeStatus, decided_by: str, note: str | None)
         ).values(status=to.value, decided_by=decided_by[:128], decided_at=now, decision_note=note, updated_at=now))
         if getattr(result, "rowcount", 0) != 1:
             _explain_refusal(session, change_id, to, now)
-    telemetry.approval_decided(to.value)
     return show_change(change_id)
 
 
