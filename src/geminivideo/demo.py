@@ -5,6 +5,11 @@ started and stopped here), it generates sample scenes and speech, renders an ad,
 sprite, transcodes to H.265 and VP9, captions the speech, sends a signed HubSpot batch through the API,
 runs the fatigue monitor and the winner index over generated ad data, and ends with a summary table.
 The exit status is 0 only when every step succeeded; no process it started outlives it.
+
+With ``--storage s3://bucket/prefix/`` the same steps run through the object store: the generated inputs
+are uploaded under ``<prefix>inputs/<run>/``, every output goes to ``<prefix>outputs/<task id>/`` (OUTPUT_URL)
+and the winner index to ``<prefix>index/`` (INDEX_URL, unless already set); after the summary it prints a
+presigned download link for every stored output.
 """
 
 from __future__ import annotations
@@ -74,6 +79,7 @@ class Demo:
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     processes: list[procs.ManagedProcess] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    links: list[tuple[str, str]] = field(default_factory=list)  # (s3:// URI, presigned URL) of stored outputs
     api_url: str = ""
 
     @property
@@ -297,6 +303,11 @@ class Demo:
     def _run_job(self, kind: JobKind, payload: dict[str, Any], label: str) -> dict[str, Any]:
         return self._follow_many({label: client.submit(kind, payload)})[label]
 
+    def _keep_links(self, result: dict[str, Any]) -> None:
+        """Remember the presigned URL of every output a job stored (none for local results)."""
+        self.links += [(str(o["url"]), str(o["download_url"])) for o in result.get("outputs") or []
+                       if o.get("download_url")]
+
     def _run_task(self, task: TaskName, kwargs: dict[str, Any], label: str) -> dict[str, Any]:
         return self._follow_many({label: client.send(task, [], kwargs)})[label]
 
@@ -316,6 +327,7 @@ class Demo:
                 raise StepFailed(f"{label}: {state.status.value}: {state.error or state.message}")
             value = AsyncResult(task_id, app=client.video_app()).get(timeout=30)
             results[label] = value if isinstance(value, dict) else {"value": value}
+            self._keep_links(results[label])
         return results
 
     def stop_all(self) -> None:
@@ -351,6 +363,7 @@ def run_demo(console: Console, *, workdir: Path, caption_model: str | None = Non
         console.print("[dim]stopping the workers, the API and any private Redis …[/]")
         demo.stop_all()
     _summary(console, outcomes, len(demo.steps()))
+    _print_links(console, demo.links)
     return 0 if len(outcomes) == len(demo.steps()) and all(o.ok for o in outcomes) else 1
 
 
@@ -382,14 +395,27 @@ def _summary(console: Console, outcomes: list[StepOutcome], planned: int) -> Non
     console.print(f"[bold {colour}]{passed}/{planned} steps succeeded[/]")
 
 
+def _print_links(console: Console, links: list[tuple[str, str]]) -> None:
+    if not links:
+        return
+    console.print(f"[bold]Download links[/] (presigned GET, valid {get_settings().presign_expiry_s} s):")
+    for uri, url in links:
+        # soft_wrap: a link is printed whole on one line, never folded at the terminal's width
+        console.print(f"  {uri}\n    {url}", soft_wrap=True, markup=False, highlight=False)
+
+
 # ─── Small pure helpers ──────────────────────────────────────────────────────────────────────────
 def _use_storage(url: str) -> str:
-    """Point this process and the workers it starts at ``url``: OUTPUT_URL below it, its bucket allowed."""
+    """Point this process and the workers it starts at ``url``: OUTPUT_URL (and INDEX_URL unless set) below it,
+    its bucket allowed. A malformed URL stops the demo before anything starts (InvalidPayload names it)."""
+    from geminivideo.storage.uri import parse
+
     prefix = url if url.endswith("/") else url + "/"
-    bucket = prefix[5:].split("/", 1)[0]
+    bucket = parse(prefix, field="--storage").bucket
     buckets = [b for b in os.environ.get("STORAGE_BUCKETS", "").split(",") if b]
     os.environ["STORAGE_BUCKETS"] = ",".join([*buckets, bucket] if bucket not in buckets else buckets)
     os.environ["OUTPUT_URL"] = prefix + "outputs/"
+    os.environ.setdefault("INDEX_URL", prefix + "index/")
     _refresh_settings()
     return prefix
 

@@ -4,45 +4,75 @@ Given two "hosts" (network namespaces, each with its own video worker and its ow
 PREVIEW_DIR and winner-index folder) that reach Redis and the Swift store only at the machine's end of
 their links, when host A renders from ``s3://`` scenes to an ``s3://`` output and host B previews,
 transcodes and captions that output, then every result is readable through its presigned URL, the daily
-cleanup sent to A reaches B too and both hosts' folders hold no job file, and a winner index saved on A
-answers the same search on B (each host loads the version the store's pointer names).
+cleanup sent to A reaches B too and both hosts' folders hold no job file; and when host A's ML worker
+rebuilds the winner index (INDEX_URL in the store), then host B's API answers a winner search exactly as
+host A's API does, best match first (each host loads the version the store's pointer names).
 """
 
 from __future__ import annotations
 
-import json
-import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from celery.utils.nodenames import worker_direct
+from sqlalchemy import delete
 
 from geminivideo import procs
+from geminivideo.db.models import Ad, Tenant
+from geminivideo.db.session import session_scope
+from tests.integration.winners.conftest import CINEMATIC, REVIEW, UGC, Shop
 from tests.reliability.conftest import MakeDeployment
 from tests.support import media, netns
 from tests.support.objectstore import SlowLink, StoreHandle, start_store
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
-INDEX_SCRIPT = """
-import json, sys
-import numpy as np
-from geminivideo.ml.winners import index as winner_index
-store = winner_index.get_store()
-rng = np.random.default_rng(7)
-vectors = rng.standard_normal((40, 384)).astype(np.float32)
-vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
-if sys.argv[1] == "save":
-    index = store.load_for_write()
-    winner_index.upsert(index, range(1, 41), vectors)
-    with store.write_lock():
-        store.save(index)
-print(json.dumps(winner_index.search(store.current(), vectors[3:4], 5)))
-"""
+QUERY = "UGC testimonial with fast cuts and a green text CTA"
+API_SECRET = "two-hosts-" + uuid.uuid4().hex
+
+
+@pytest.fixture
+def shop() -> Iterator[Shop]:
+    """Three winners with creative DNA (and a loser) of a tenant of their own, in the deployment's database."""
+    made = Shop(f"w{uuid.uuid4().hex[:10]}")
+    with session_scope() as session:
+        session.add(Tenant(id=made.tenant_id, name=made.tenant_id))
+    yield made
+    with session_scope() as session:  # ON DELETE CASCADE takes metrics, DNA and index entries with the ads
+        session.execute(delete(Ad).where(Ad.tenant_id == made.tenant_id))
+        session.execute(delete(Tenant).where(Tenant.id == made.tenant_id))
+
+
+def _api_in(host: netns.Host, env: dict[str, str], log_dir: Path, name: str) -> tuple[procs.ManagedProcess, str]:
+    """The API served inside ``host``'s namespace on its own address, reached from the machine's side."""
+    port = procs.free_port()
+    argv = [sys.executable, "-m", "uvicorn", "geminivideo.api:app", "--host", host.ns_ip, "--port", str(port),
+            "--log-level", "warning"]
+    proc = procs.spawn(name, host.exec_argv(argv), env=env, log_path=log_dir / f"{name}.log")
+    base = f"http://{host.ns_ip}:{port}"
+
+    def answers() -> bool:
+        if not proc.alive():
+            raise RuntimeError(f"{name} exited at start:\n{proc.log_tail()}")
+        try:
+            return httpx.get(base + "/openapi.json", timeout=5).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    procs.wait_until(answers, 90, interval_s=0.5, what=f"{name} answering on {base}")
+    return proc, base
+
+
+def _search(base: str, tenant_id: str) -> dict[str, Any]:
+    reply = httpx.get(base + "/api/ml/rag/search-winners", params={"q": QUERY, "k": 3, "tenant_id": tenant_id},
+                      headers={"X-API-Key": API_SECRET}, timeout=120)
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json())
 
 
 @pytest.fixture
@@ -68,7 +98,7 @@ def _job_files(root: Path) -> list[Path]:
 
 @pytest.mark.timeout(900)
 def test_render_on_a_then_preview_transcode_caption_on_b_through_the_store(
-    hosts: list[netns.Host], store: StoreHandle, deployment: MakeDeployment, tmp_path: Path
+    hosts: list[netns.Host], store: StoreHandle, deployment: MakeDeployment, shop: Shop, tmp_path: Path
 ) -> None:
     dep = deployment()
     client = dep.client()
@@ -118,13 +148,24 @@ def test_render_on_a_then_preview_transcode_caption_on_b_through_the_store(
         assert any("host-b" in node for node in report["dispatched_to"]), report
         procs.wait_until(lambda: not any(_job_files(root) for root in roots), 60, what="no job file on either host")
 
-        searches = []
-        for i, action in ((0, "save"), (1, "load")):
-            argv = hosts[i].exec_argv([sys.executable, "-c", INDEX_SCRIPT, action])
-            done = subprocess.run(argv, env=env_for(i), capture_output=True, text=True, timeout=300, check=False)
-            assert done.returncode == 0, done.stderr[-2000:]
-            searches.append(json.loads(done.stdout.strip().splitlines()[-1]))
-        assert searches[0] == searches[1] and searches[0][0][0][0] == 4
+        winners = [shop.ad("ugc", spend=200, value=1000, dna=UGC), shop.ad("review", spend=200, value=800, dna=REVIEW),
+                   shop.ad("cinematic", spend=300, value=1200, dna=CINEMATIC)]
+        shop.ad("loser", spend=200, value=100, dna={"hook_type": "UGC testimonial"})
+        queue = f"winners-{uuid.uuid4().hex[:8]}"
+        dep.track(netns.start_worker_in(hosts[0], "ml", queues=[queue], env=env_for(0), log_dir=dep.log_dir,
+                                        name="host-a-ml"))
+        rebuilt = dep.send("ml", "auto_index_winners", queue=queue).get(timeout=300)
+        assert rebuilt["total"] >= 3, rebuilt  # every tenant's winners with DNA in the database
+        assert s3.get_object(Bucket=bucket, Key="index/winners.pointer.json")["ContentLength"] > 0
+        answers = []
+        for i in (1, 0):  # B first: it never saw the index being written
+            proc, base = _api_in(hosts[i], {**env_for(i), "API_AUTH": "on", "API_KEYS": f"two-hosts={API_SECRET}"},
+                                 dep.log_dir, f"api-host-{'ab'[i]}")
+            dep.track(proc)
+            answers.append(_search(base, shop.tenant_id))
+        on_b, on_a = answers
+        assert [hit["ad_id"] for hit in on_b["results"]] == winners, on_b
+        assert on_b == on_a
     finally:
         for link in links:
             link.close()

@@ -128,13 +128,16 @@ def new_bucket(client: BaseClient, prefix: str = "gvt") -> str:
 
 
 class SlowLink:
-    """A TCP relay in front of the store on ``bind``, whose replies flow at ``rate_bytes_s`` when given: makes
-    a download last long enough to kill the worker in the middle of it, or lets a network namespace reach the
-    loopback-only store at the machine's end of its link. Stopped with ``close()``."""
+    """A TCP relay in front of the store on ``bind``, whose replies flow at ``rate_bytes_s`` and whose requests
+    at ``up_rate_bytes_s`` when given (per connection): makes a download or an upload last long enough to kill
+    the worker in the middle of it, or lets a network namespace reach the loopback-only store at the machine's
+    end of its link. Stopped with ``close()``."""
 
-    def __init__(self, target_port: int, rate_bytes_s: float | None = None, *, bind: str = "127.0.0.1") -> None:
+    def __init__(self, target_port: int, rate_bytes_s: float | None = None, *, up_rate_bytes_s: float | None = None,
+                 bind: str = "127.0.0.1") -> None:
         self.target_port = target_port
         self.rate = rate_bytes_s
+        self.up_rate = up_rate_bytes_s
         self.bind = bind
         self._server = socket.create_server((bind, 0))
         self.port = int(self._server.getsockname()[1])
@@ -152,7 +155,7 @@ class SlowLink:
             except OSError:
                 return
             upstream = socket.create_connection(("127.0.0.1", self.target_port))
-            threading.Thread(target=self._pump, args=(client, upstream, None), daemon=True).start()
+            threading.Thread(target=self._pump, args=(client, upstream, self.up_rate), daemon=True).start()
             threading.Thread(target=self._pump, args=(upstream, client, self.rate), daemon=True).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket, rate: float | None) -> None:

@@ -5,6 +5,11 @@ folder of them) or else ``OUTPUT_URL`` + ``<task id>/``. Names are fixed per tas
 ``captions.srt``, ``frame_001.jpg``…), so a redelivered task writes the same keys: a rerun replaces
 rather than duplicates. Local copies are removed once every upload is verified. Without either setting
 the result is returned unchanged (local files, the embedded default).
+
+While they go up, the local copies carry FFmpeg's hidden partial names (``.render.partial-….mp4``) and are
+held in the in-use registry: cleanup leaves a running upload alone, and the copy a worker killed mid-upload
+leaves behind is an orphan that the next cleanup removes once its lease runs out (under its final name it
+would stay for CLEANUP_AGE_DAYS, and the retry writes a copy of its own).
 """
 
 from __future__ import annotations
@@ -30,6 +35,8 @@ from geminivideo.leases import fencing
 from geminivideo.storage import transfer
 from geminivideo.storage.staging import TaskMedia
 from geminivideo.storage.uri import ObjectUri, allowed, is_uri
+from geminivideo.video.ffmpeg import partial_path
+from geminivideo.video.housekeeping.inuse import in_use
 
 R = TypeVar("R", bound=BaseModel)
 UPLOAD_THREADS = 4  # previews are many small files: a few requests in flight hide the round trips
@@ -54,21 +61,25 @@ def destination(task_id: str, job_output_url: str | None) -> Destination | None:
 
 
 def store(media: TaskMedia, files: Sequence[tuple[Path, ObjectUri]]) -> list[StoredObject]:
-    """Upload every file (verified); the local copies are removed either way."""
+    """Upload every file (verified) under its hidden partial name; the local copies are removed either way."""
     def one(item: tuple[Path, ObjectUri]) -> StoredObject:
         path, uri = item
         done = transfer.upload(path, uri, task_id=media.task_id)
         return StoredObject(name=uri.name, url=str(uri), download_url=transfer.presign(uri), size=done.size,
                             sha256=done.sha256, content_type=done.content_type)
 
+    hidden = [(partial_path(path), uri) for path, uri in files]
     try:
         fencing.check_current()  # only the attempt that holds the task may publish (LeaseLost otherwise)
-        if len(files) == 1:
-            return [one(files[0])]
-        with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
-            return list(pool.map(one, files))
+        with in_use(*(path for path, _ in hidden)):  # held before the rename: cleanup never sees them unheld
+            for (path, _), (partial, _) in zip(files, hidden, strict=True):
+                path.replace(partial)
+            if len(hidden) == 1:
+                return [one(hidden[0])]
+            with ThreadPoolExecutor(max_workers=UPLOAD_THREADS) as pool:
+                return list(pool.map(one, hidden))
     finally:  # a retry renders again, so a local copy is garbage whether or not the upload worked
-        for path, _ in files:
+        for path, _ in [*files, *hidden]:
             path.unlink(missing_ok=True)
 
 
