@@ -5,7 +5,8 @@ PREVIEW_DIR and winner-index folder) that reach Redis and the Swift store only a
 their links, when host A renders from ``s3://`` scenes to an ``s3://`` output and host B previews,
 transcodes and captions that output, then every result is readable through its presigned URL, the daily
 cleanup sent to A reaches B too and both hosts' folders hold no job file, and a winner index saved on A
-answers the same search on B (each host loads the version the store's pointer names).
+answers the same search on B (each host loads the version the store's pointer names). A split transcode
+whose parts run on both hosts carries its parts through the store and gives a frame-exact output.
 """
 
 from __future__ import annotations
@@ -125,6 +126,51 @@ def test_render_on_a_then_preview_transcode_caption_on_b_through_the_store(
             assert done.returncode == 0, done.stderr[-2000:]
             searches.append(json.loads(done.stdout.strip().splitlines()[-1]))
         assert searches[0] == searches[1] and searches[0][0][0][0] == 4
+    finally:
+        for link in links:
+            link.close()
+
+
+@pytest.mark.timeout(600)
+def test_split_transcode_with_parts_on_both_hosts_goes_through_the_store(
+    hosts: list[netns.Host], store: StoreHandle, deployment: MakeDeployment, tmp_path: Path
+) -> None:
+    dep = deployment()
+    client = dep.client()
+    client.config_set("bind", f"127.0.0.1 {hosts[0].host_ip} {hosts[1].host_ip}")
+    client.config_set("protected-mode", "no")
+    bucket = f"gvt-{uuid.uuid4().hex[:12]}"
+    s3 = store.client()
+    s3.create_bucket(Bucket=bucket)
+    links = [SlowLink(store.port, bind=h.host_ip) for h in hosts]
+    roots = [tmp_path / f"host-{n}" for n in "ab"]
+    job_queue = f"split-job-{uuid.uuid4().hex[:6]}"  # only host A splits; both hosts encode parts
+    try:
+        for i, host in enumerate(hosts):
+            dirs = {k: str(roots[i] / k.lower()) for k in ("TEMP_DIR", "RENDER_DIR", "PREVIEW_DIR")}
+            env = {**dep.env, **dirs, **store.env([bucket]), "MEDIA_ROOTS": ":".join(dirs.values()),
+                   "REDIS_URL": f"redis://{host.host_ip}:{dep.redis.port}/0", "S3_ENDPOINT_URL": links[i].endpoint,
+                   "OUTPUT_URL": f"s3://{bucket}/jobs/", "SPLIT_MIN_S": "3", "SPLIT_SEGMENT_S": "2"}
+            queues = [job_queue, "transcode_queue"] if i == 0 else ["transcode_queue"]
+            dep.track(netns.start_worker_in(host, "video", queues=queues, env=env, log_dir=dep.log_dir,
+                                            name=f"split-{'ab'[i]}"))
+        source = media.make_keyframed_source(tmp_path / "source.mp4", duration_s=10, size="320x240")
+        s3.upload_file(str(source), bucket, "in/source.mp4")
+
+        job = dep.send("video", "transcode_task", [f"s3://{bucket}/in/source.mp4",
+                                                  {"codec": "vp9", "container": "webm", "preset": "veryfast"}],
+                       queue=job_queue)
+        result = job.get(timeout=400)
+
+        assert result["parts"] == 5 and result["output_url"].startswith(f"s3://{bucket}/jobs/{job.id}/")
+        output = tmp_path / "out.webm"
+        output.write_bytes(httpx.get(result["download_url"], timeout=60).content)
+        media.assert_like_single_encode(output, source)
+        workers = {str(dep.app("video").AsyncResult(f"{job.id}-part{i:04d}").worker) for i in range(5)}
+        assert {w.rsplit("@", 1)[1] for w in workers} == {h.namespace for h in hosts}, workers
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix="jobs/").get("Contents", [])
+        assert [o["Key"] for o in listed] == [f"jobs/{job.id}/transcode-vp9.webm"], "split- prefix left behind"
+        procs.wait_until(lambda: not any(_job_files(root) for root in roots), 30, what="no job file on either host")
     finally:
         for link in links:
             link.close()
