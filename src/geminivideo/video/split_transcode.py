@@ -5,8 +5,9 @@ The pipeline (the Celery wiring is in ``split_tasks.py``; this module is plain c
 1. ``prepare``: validate the options, probe the input; if it is longer than SPLIT_MIN_S, cut its video
    stream at keyframes into parts of about SPLIT_SEGMENT_S by stream copy (FFmpeg's segment muxer; no
    decoding, every packet lands in exactly one part) into ``TEMP_DIR/split-<job id>/``.
-2. ``encode_part``: each part is encoded on its own (any worker that shares TEMP_DIR), video only, with the
-   same filter and encoder options a single encode would use; the part's frame count is checked.
+2. ``encode_part``: each part is encoded on its own (by any worker: of any host for a store job, of the hosts
+   sharing TEMP_DIR for a local one), video only, with the same filter and encoder options a single encode
+   would use; the part's frame count is checked.
 3. ``stitch``: the encoded parts are joined by stream copy (concat demuxer, each part placed at its source
    start time, so seams land exactly where the source had them), and the audio is encoded once over the
    whole input in the same FFmpeg run, so there is no gap or click at a seam. The output is verified
