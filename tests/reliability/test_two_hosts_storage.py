@@ -6,7 +6,8 @@ their links, when host A renders from ``s3://`` scenes to an ``s3://`` output an
 transcodes and captions that output, then every result is readable through its presigned URL, the daily
 cleanup sent to A reaches B too and both hosts' folders hold no job file; and when host A's ML worker
 rebuilds the winner index (INDEX_URL in the store), then host B's API answers a winner search exactly as
-host A's API does, best match first (each host loads the version the store's pointer names).
+host A's API does, best match first (each host loads the version the store's pointer names); and a split
+transcode whose parts run on both hosts carries its parts through the store and gives a frame-exact output.
 """
 
 from __future__ import annotations
@@ -166,6 +167,51 @@ def test_render_on_a_then_preview_transcode_caption_on_b_through_the_store(
         on_b, on_a = answers
         assert [hit["ad_id"] for hit in on_b["results"]] == winners, on_b
         assert on_b == on_a
+    finally:
+        for link in links:
+            link.close()
+
+
+@pytest.mark.timeout(600)
+def test_split_transcode_with_parts_on_both_hosts_goes_through_the_store(
+    hosts: list[netns.Host], store: StoreHandle, deployment: MakeDeployment, tmp_path: Path
+) -> None:
+    dep = deployment()
+    client = dep.client()
+    client.config_set("bind", f"127.0.0.1 {hosts[0].host_ip} {hosts[1].host_ip}")
+    client.config_set("protected-mode", "no")
+    bucket = f"gvt-{uuid.uuid4().hex[:12]}"
+    s3 = store.client()
+    s3.create_bucket(Bucket=bucket)
+    links = [SlowLink(store.port, bind=h.host_ip) for h in hosts]
+    roots = [tmp_path / f"host-{n}" for n in "ab"]
+    job_queue = f"split-job-{uuid.uuid4().hex[:6]}"  # only host A splits; both hosts encode parts
+    try:
+        for i, host in enumerate(hosts):
+            dirs = {k: str(roots[i] / k.lower()) for k in ("TEMP_DIR", "RENDER_DIR", "PREVIEW_DIR")}
+            env = {**dep.env, **dirs, **store.env([bucket]), "MEDIA_ROOTS": ":".join(dirs.values()),
+                   "REDIS_URL": f"redis://{host.host_ip}:{dep.redis.port}/0", "S3_ENDPOINT_URL": links[i].endpoint,
+                   "OUTPUT_URL": f"s3://{bucket}/jobs/", "SPLIT_MIN_S": "3", "SPLIT_SEGMENT_S": "2"}
+            queues = [job_queue, "transcode_queue"] if i == 0 else ["transcode_queue"]
+            dep.track(netns.start_worker_in(host, "video", queues=queues, env=env, log_dir=dep.log_dir,
+                                            name=f"split-{'ab'[i]}"))
+        source = media.make_keyframed_source(tmp_path / "source.mp4", duration_s=10, size="320x240")
+        s3.upload_file(str(source), bucket, "in/source.mp4")
+
+        job = dep.send("video", "transcode_task", [f"s3://{bucket}/in/source.mp4",
+                                                  {"codec": "vp9", "container": "webm", "preset": "veryfast"}],
+                       queue=job_queue)
+        result = job.get(timeout=400)
+
+        assert result["parts"] == 5 and result["output_url"].startswith(f"s3://{bucket}/jobs/{job.id}/")
+        output = tmp_path / "out.webm"
+        output.write_bytes(httpx.get(result["download_url"], timeout=60).content)
+        media.assert_like_single_encode(output, source)
+        workers = {str(dep.app("video").AsyncResult(f"{job.id}-part{i:04d}").worker) for i in range(5)}
+        assert {w.rsplit("@", 1)[1] for w in workers} == {h.namespace for h in hosts}, workers
+        listed = s3.list_objects_v2(Bucket=bucket, Prefix="jobs/").get("Contents", [])
+        assert [o["Key"] for o in listed] == [f"jobs/{job.id}/transcode-vp9.webm"], "split- prefix left behind"
+        procs.wait_until(lambda: not any(_job_files(root) for root in roots), 30, what="no job file on either host")
     finally:
         for link in links:
             link.close()

@@ -90,6 +90,16 @@ def make_concat_disguised(path: Path, target: str = "/etc/passwd") -> Path:
     return path
 
 
+def make_keyframed_source(path: Path, *, duration_s: int, size: str, fps: int = 25, audio: bool = True) -> Path:
+    """x264 with a keyframe every second and an AAC tone: a source a split transcode cuts at every second."""
+    tone = ["-f", "lavfi", "-i", f"sine=f=330:d={duration_s}:sample_rate=48000"] if audio else []
+    sound = ["-c:a", "aac", "-shortest"] if audio else ["-an"]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _run(["-f", "lavfi", "-i", f"testsrc2=s={size}:r={fps}:d={duration_s}", *tone, "-c:v", "libx264", "-preset",
+          "ultrafast", "-g", str(fps), "-pix_fmt", "yuv420p", *sound, "-movflags", "+faststart", str(path)])
+    return path
+
+
 # ─── checks ───────────────────────────────────────────────────────────────────────────────────────────
 @dataclass(frozen=True)
 class Probed:
@@ -180,3 +190,39 @@ def region_bytes(frame: tuple[int, int, bytes], box: tuple[int, int, int, int]) 
     width, _height, pixels = frame
     x0, y0, w, h = box
     return b"".join(pixels[(y * width + x0) * 3:(y * width + x0 + w) * 3] for y in range(y0, y0 + h))
+
+
+def decoded_frames(path: Path) -> int:
+    """Decoded frame count of the first video stream (ffprobe decodes every frame)."""
+    done = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                           "stream=nb_read_frames", "-of", "csv=p=0", str(path)], capture_output=True, text=True,
+                          check=True, timeout=120)
+    return int(done.stdout.strip().split(",")[0])
+
+
+def video_span(path: Path, fps: float = 25) -> float:
+    """First to last video packet plus one frame: the video's duration as the frames give it."""
+    done = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time",
+                           "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True, timeout=60)
+    times = sorted(float(t) for t in done.stdout.split())
+    return times[-1] - times[0] + 1 / fps
+
+
+def mediainfo(path: Path, field: str) -> str:
+    """One field of the video track as Debian's mediainfo (a parser independent of FFmpeg) reads it."""
+    done = subprocess.run(["mediainfo", f"--Inform=Video;%{field}%", str(path)], capture_output=True, text=True,
+                          check=True, timeout=60)
+    return done.stdout.strip()
+
+
+def assert_like_single_encode(output: Path, source: Path, fps: float = 25) -> None:
+    """Same frame count and duration (within a frame) as the source, valid for mediainfo, mkvinfo and a decode."""
+    frames = decoded_frames(source)
+    assert decoded_frames(output) == frames
+    assert abs(video_span(output, fps) - video_span(source, fps)) <= 1 / fps + 1e-6
+    assert int(mediainfo(output, "FrameCount")) == frames  # an independent parser agrees
+    if output.suffix in (".mkv", ".webm"):
+        done = subprocess.run(["mkvinfo", str(output)], capture_output=True, text=True, timeout=60, check=False)
+        assert done.returncode == 0 and "Segment" in done.stdout, done.stdout[-500:] + done.stderr[-500:]
+    subprocess.run(["ffmpeg", "-v", "error", "-xerror", "-i", str(output), "-f", "null", "-"], check=True,
+                   timeout=120)  # decodes end to end without an error

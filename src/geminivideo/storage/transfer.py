@@ -156,6 +156,24 @@ def delete(uri: ObjectUri) -> None:
         raise storage_error(exc, uri=str(uri), action="delete") from None
 
 
+def delete_prefix(prefix: ObjectUri) -> int:
+    """Delete every object under ``prefix`` (a key ending in ``/``) and its unfinished uploads; return how many."""
+    if not prefix.is_prefix or not prefix.key:
+        raise ValueError(f"{prefix} is not a prefix below the bucket's root (its key must end with '/')")
+    client = s3_client()
+    deleted = 0
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=prefix.bucket, Prefix=prefix.key):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:  # a listing page holds at most 1000 keys, DeleteObjects' own limit
+                client.delete_objects(Bucket=prefix.bucket, Delete={"Objects": keys, "Quiet": True})
+                deleted += len(keys)
+    except TRANSFER_ERRORS as exc:
+        raise storage_error(exc, uri=str(prefix), action="delete the objects under") from None
+    abort_multipart_uploads(prefix.bucket, prefix.key)
+    return deleted
+
+
 def put_bytes(uri: ObjectUri, data: bytes, *, content_type: str = "application/octet-stream") -> None:
     try:
         s3_client().put_object(Bucket=uri.bucket, Key=uri.key, Body=data, ContentType=content_type)

@@ -5,7 +5,8 @@
 ``transcode_stitch_task``, which inherits the job's task id, so ``AsyncResult(job_id).get()``, the
 ``task_status:<job_id>`` record and the job's database row all end with the stitched result. No scheduler
 of our own: retries are Celery's (late acks redeliver a part whose worker died; a part whose FFmpeg failed
-is retried alone), cancellation is Celery's revoke of the job and of its parts' derived ids.
+is retried alone), cancellation is Celery's revoke of the job and of its parts' derived ids. Jobs with s3://
+media carry their parts through the object store (``split_store``), so the parts may run on any host.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from celery import chord, group
 from celery.canvas import Signature
 
 from geminivideo.celery_base import GeminiTask
-from geminivideo.config import get_settings
 from geminivideo.contracts import TaskName, TaskStatus, TranscodeJob
 from geminivideo.errors import ProcessingFailed
 from geminivideo.progress import ProgressPublisher
 from geminivideo.redis_client import get_redis
+from geminivideo.storage.outputs import publish_result
+from geminivideo.storage.staging import task_media
 from geminivideo.video import split_transcode
 from geminivideo.video.celery_app import app
 from geminivideo.video.split_transcode import SplitPlan
@@ -43,14 +45,11 @@ def split_signature(plan: SplitPlan) -> Signature:
     return chord(header, body)
 
 
-def uses_object_store(job: TranscodeJob) -> bool:
-    """Whether the job reads or writes s3:// media. Its parts then stay in one piece for now: split parts and the
-    stitch share the input and their segments through the splitting host's disk, which other hosts cannot see."""
-    return job.input_path.startswith("s3://") or bool(job.output_url or get_settings().output_url)
-
-
 def start_split(task: GeminiTask, job: TranscodeJob) -> Any:
-    """Split ``job`` if it is long enough and replace ``task`` with the chord; None: encode it in one piece."""
+    """Split ``job`` if it is long enough and replace ``task`` with the chord; None: encode it in one piece.
+
+    Call it inside the task's ``task_media`` scope: an s3:// input is downloaded there to be split.
+    """
     if task.request.id is None:  # called as a plain function: nothing to replace
         return None
     plan = split_transcode.prepare(job, task.request.id, get_redis(), task.progress().processing)
@@ -87,7 +86,12 @@ def _stop_siblings(plan: SplitPlan, failed: int, reason: str) -> None:
 @app.task(name=str(TaskName.TRANSCODE_STITCH), bind=True, shared=False, records_video_job=True)
 def transcode_stitch_task(self: GeminiTask, parts: list[dict[str, Any]], plan: dict[str, Any]) -> dict[str, Any]:
     split = SplitPlan.model_validate(plan)
-    return split_transcode.stitch(split, get_redis(), self.progress().processing).model_dump(mode="json")
+    client = get_redis()
+    with task_media(split.job_id, split.output_url) as media:  # the s3:// input (for its audio) in, the output out
+        result = split_transcode.stitch(split, client, self.progress().processing)
+        published = publish_result(media, result, split.job())
+    split_transcode.discard(client, split.job_id)  # a store job's parts: kept until the output is published
+    return published.model_dump(mode="json")
 
 
 @app.task(name=str(TaskName.TRANSCODE_SPLIT_FAILED), shared=False, publishes_progress=False)

@@ -5,13 +5,20 @@ The pipeline (the Celery wiring is in ``split_tasks.py``; this module is plain c
 1. ``prepare``: validate the options, probe the input; if it is longer than SPLIT_MIN_S, cut its video
    stream at keyframes into parts of about SPLIT_SEGMENT_S by stream copy (FFmpeg's segment muxer; no
    decoding, every packet lands in exactly one part) into ``TEMP_DIR/split-<job id>/``.
-2. ``encode_part``: each part is encoded on its own (any worker that shares TEMP_DIR), video only, with the
-   same filter and encoder options a single encode would use; the part's frame count is checked.
+2. ``encode_part``: each part is encoded on its own (by any worker: of any host for a store job, of the hosts
+   sharing TEMP_DIR for a local one), video only, with the same filter and encoder options a single encode
+   would use; the part's frame count is checked.
 3. ``stitch``: the encoded parts are joined by stream copy (concat demuxer, each part placed at its source
    start time, so seams land exactly where the source had them), and the audio is encoded once over the
    whole input in the same FFmpeg run, so there is no gap or click at a seam. The output is verified
    (frame count equal to the input's, duration within one frame, every seam and the audio start where the
    source has them) before its atomic rename; then the scratch folder is removed.
+
+A job whose media are ``s3://`` (its input, its ``output_url`` or OUTPUT_URL) shares no disk between its tasks:
+the splitter uploads the parts under the job's ``split-<job id>/`` prefix in the store, each part task downloads
+its source part and uploads its encoded part, and the stitcher downloads the encoded parts (and the input, for
+its audio) into its own folder (``split_store``). A local job's parts stay in its one scratch folder, held in
+the in-use registry under the job's id from the split to the end of the job.
 
 Progress of the whole job goes under the job's own task id: splitting 0–5 %, parts 5–95 % (weighted by
 frames, each part's share only grows, so a retried part does not move the bar back), stitching 95–100 %.
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -32,9 +40,11 @@ from pydantic import BaseModel
 
 from geminivideo.config import get_settings
 from geminivideo.contracts import TaskStatus, TranscodeFormat, TranscodeJob, TranscodeResult, utcnow
-from geminivideo.errors import Cancelled, InvalidPayload, MediaUnreadable, ProcessingFailed
+from geminivideo.errors import Cancelled, GeminiVideoError, InvalidPayload, MediaUnreadable, ProcessingFailed
+from geminivideo.leases import fencing
 from geminivideo.progress import ProgressCallback, ProgressPublisher, no_progress, read_status
-from geminivideo.video import encoders
+from geminivideo.storage.uri import ObjectUri
+from geminivideo.video import encoders, split_store
 from geminivideo.video.ffmpeg import (
     PROTOCOL_WHITELIST,
     MediaInfo,
@@ -42,7 +52,8 @@ from geminivideo.video.ffmpeg import (
     input_args,
     probe_json,
 )
-from geminivideo.video.housekeeping.inuse import in_use
+from geminivideo.video.housekeeping.inuse import hold, in_use, release
+from geminivideo.video.media import ensure_output_dir, resolve_input
 from geminivideo.video.transcode import (
     TranscodePlan,
     output_path,
@@ -52,7 +63,9 @@ from geminivideo.video.transcode import (
 )
 from geminivideo.video.workspace import Deadline, checked_media, run_ffmpeg_within
 
-SCRATCH_PREFIX = "split-"
+log = logging.getLogger(__name__)
+
+SCRATCH_PREFIX = split_store.SCRATCH_PREFIX
 PART_FORMAT = "matroska"  # carries all four codecs; the parts never leave the scratch folder
 PLAN_TTL_S = 24 * 3600
 SPLIT_SPAN = (0.0, 5.0)
@@ -93,19 +106,37 @@ class SplitPlan(BaseModel):
     has_audio: bool
     frames: int
     parts: list[Part]
+    source: str = ""  # the input as the job named it (a path or an s3:// URI); input_path is the splitter's copy
+    store: str | None = None  # s3:// prefix holding the parts when the job's media are in the object store
+    output_url: str | None = None  # the job's own output_url (the stitch publishes there, else to OUTPUT_URL)
+
+    def job(self) -> TranscodeJob:
+        return TranscodeJob(input_path=self.source or self.input_path, output_format=self.output_format,
+                            output_url=self.output_url)
 
     def source_info(self) -> MediaInfo:
         return MediaInfo(path=Path(self.input_path), format_name="", duration=self.duration_s, has_video=True,
                          has_audio=self.has_audio, width=self.width, height=self.height)
 
     def part_path(self, index: int) -> Path:
-        return Path(self.scratch) / f"source{index:04d}.mkv"
+        return Path(self.scratch) / source_name(index)
 
     def encoded_path(self, index: int) -> Path:
-        return Path(self.scratch) / f"part{index:04d}.mkv"
+        return Path(self.scratch) / encoded_name(index)
+
+    def store_prefix(self) -> ObjectUri | None:
+        return split_store.prefix_of(self.store) if self.store else None
 
 
 # ─── names ─────────────────────────────────────────────────────────────────────────────────────────────
+def source_name(index: int) -> str:
+    return f"source{index:04d}.mkv"
+
+
+def encoded_name(index: int) -> str:
+    return f"part{index:04d}.mkv"
+
+
 def part_task_id(job_id: str, index: int) -> str:
     """Part task ids derive from the job's, so cancelling the job can revoke them without a lookup."""
     return f"{job_id}-part{index:04d}"
@@ -185,22 +216,40 @@ def prepare(job: TranscodeJob, job_id: str, client: redis.Redis,
     info = checked_media(job.input_path, "input_path")
     if not wants_split(info):
         return None
+    store = split_store.scratch_prefix(job, job_id)
     scratch = scratch_path(job_id)
     scratch.mkdir(parents=True, exist_ok=True)
     try:
         with in_use(scratch):
             plan = _build_plan(job, job_id, info, scratch, deadline, on_progress)
+            if plan is not None and store is not None:
+                plan = _store_sources(plan, store)
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
-    if plan is None:
+    if plan is None or store is not None:  # a store job's parts are in the store now
         shutil.rmtree(scratch, ignore_errors=True)
+    if plan is None:
         return None
-    client.set(_plan_key(job_id), json.dumps({"parts": len(plan.parts), "scratch": plan.scratch}), ex=PLAN_TTL_S)
+    if store is None:  # the parts wait in the folder for their tasks: cleanup must leave it until the job ends
+        hold(scratch, holder=job_id, lease_s=PLAN_TTL_S)
+    record = {"parts": len(plan.parts), "scratch": plan.scratch, "store": plan.store}
+    client.set(_plan_key(job_id), json.dumps(record), ex=PLAN_TTL_S)
     if job_cancelled(client, job_id):  # cancelled while splitting: its parts were not known to the canceller
         discard(client, job_id)
         raise Cancelled(f"transcode {job_id} was cancelled while its input was being split")
     return plan
+
+
+def _store_sources(plan: SplitPlan, store: ObjectUri) -> SplitPlan:
+    """Upload the split parts under the job's prefix (a failed upload leaves nothing behind)."""
+    try:
+        split_store.upload_all([plan.part_path(p.index) for p in plan.parts], store, task_id=plan.job_id)
+    except BaseException:
+        with contextlib.suppress(GeminiVideoError):
+            split_store.delete(store)
+        raise
+    return plan.model_copy(update={"store": str(store)})
 
 
 def _build_plan(job: TranscodeJob, job_id: str, info: MediaInfo, scratch: Path, deadline: Deadline,
@@ -217,7 +266,8 @@ def _build_plan(job: TranscodeJob, job_id: str, info: MediaInfo, scratch: Path, 
     plan_fmt = plan_encoding(job.output_format)
     duration = (times[-1] - times[0] + frame_s) if times else info.duration
     return SplitPlan(
-        job_id=job_id, input_path=str(info.path), output_format=job.output_format,
+        job_id=job_id, input_path=str(info.path), source=job.input_path, output_url=job.output_url,
+        output_format=job.output_format,
         output_path=str(output_path(info, plan_fmt)), scratch=str(scratch), width=info.width, height=info.height,
         duration_s=duration, frame_duration_s=frame_s, video_offset_s=max(0.0, video_start - earliest),
         has_audio=info.has_audio, frames=len(times),
@@ -238,6 +288,21 @@ def encode_part(plan: SplitPlan, index: int, client: redis.Redis) -> dict[str, A
     """Encode part ``index``; its frame count must equal its source's. Safe to run again (a retry)."""
     if job_cancelled(client, plan.job_id):
         raise Cancelled(f"transcode {plan.job_id} was cancelled; part {index} not encoded")
+    store = plan.store_prefix()
+    if store is None:
+        return _encode_part(plan, index, client)
+    with split_store.task_folder(plan.job_id, f"part{index:04d}") as folder:
+        local = plan.model_copy(update={"scratch": str(folder)})
+        split_store.download_all([source_name(index)], store, folder)
+        done = _encode_part(local, index, client)
+        if job_cancelled(client, plan.job_id):  # cancelled while encoding: nobody will stitch this part
+            raise Cancelled(f"transcode {plan.job_id} was cancelled; part {index} not stored")
+        fencing.check_current()  # only the attempt that holds the part may store it
+        split_store.upload_all([local.encoded_path(index)], store, task_id=part_task_id(plan.job_id, index))
+        return done
+
+
+def _encode_part(plan: SplitPlan, index: int, client: redis.Redis) -> dict[str, Any]:
     deadline = Deadline(get_settings().transcode_timeout, "TRANSCODE_TIMEOUT")
     part = plan.parts[index]
     source = plan.part_path(index)
@@ -331,7 +396,27 @@ def verify_stitched(path: Path, plan: SplitPlan) -> None:
 
 
 def stitch(plan: SplitPlan, client: redis.Redis, on_progress: ProgressCallback = no_progress) -> TranscodeResult:
-    """Join the encoded parts, encode the audio once, verify, rename into place; remove the scratch folder."""
+    """Join the encoded parts, encode the audio once, verify, rename into place; remove the scratch folder.
+
+    A store job's parts are fetched into a folder of this task's; its prefix stays until the caller has
+    published the output (``discard`` then), so a stitch retried after a failed upload finds its parts again.
+    """
+    store = plan.store_prefix()
+    if store is None:
+        try:
+            return _stitch(plan, on_progress)
+        finally:
+            discard(client, plan.job_id)
+    with split_store.task_folder(plan.job_id, "stitch") as folder:
+        split_store.download_all([encoded_name(p.index) for p in plan.parts], store, folder)
+        source = resolve_input(plan.source, field="input_path") if plan.has_audio else Path(plan.input_path)
+        final = ensure_output_dir(get_settings().render_dir) / Path(plan.output_path).name  # this host's folder
+        local = plan.model_copy(update={"scratch": str(folder), "input_path": str(source), "output_path": str(final)})
+        result = _stitch(local, on_progress)
+    return result.model_copy(update={"input_path": plan.source})
+
+
+def _stitch(plan: SplitPlan, on_progress: ProgressCallback) -> TranscodeResult:
     deadline = Deadline(get_settings().transcode_timeout, "TRANSCODE_TIMEOUT")
     fmt_plan = plan_encoding(plan.output_format)
     scratch = Path(plan.scratch)
@@ -342,15 +427,12 @@ def stitch(plan: SplitPlan, client: redis.Redis, on_progress: ProgressCallback =
     listing.write_text(concat_list(plan))
     final = Path(plan.output_path)
     on_progress(STITCH_SPAN[0], f"joining {len(plan.parts)} parts and encoding the audio")
-    try:
-        with in_use(scratch), in_use(Path(plan.input_path)), atomic_output(final) as partial, in_use(partial):
-            run_ffmpeg_within(deadline, stitch_arguments(plan, fmt_plan, listing, partial), what="stitch",
-                              expected_duration_s=plan.duration_s, on_progress=on_progress, progress_span=STITCH_SPAN)
-            on_progress(STITCH_SPAN[1], "verifying the output")
-            verify_stitched(partial, plan)
-            out = verify_transcode(partial, plan.source_info(), plan.output_format, fmt_plan)
-    finally:
-        discard(client, plan.job_id)
+    with in_use(scratch), in_use(Path(plan.input_path)), atomic_output(final) as partial, in_use(partial):
+        run_ffmpeg_within(deadline, stitch_arguments(plan, fmt_plan, listing, partial), what="stitch",
+                          expected_duration_s=plan.duration_s, on_progress=on_progress, progress_span=STITCH_SPAN)
+        on_progress(STITCH_SPAN[1], "verifying the output")
+        verify_stitched(partial, plan)
+        out = verify_transcode(partial, plan.source_info(), plan.output_format, fmt_plan)
     return TranscodeResult(
         output_path=str(final), input_path=plan.input_path, file_size=final.stat().st_size, duration=out.duration,
         codec=fmt_plan.codec, container=fmt_plan.container, width=out.width, height=out.height,
@@ -366,17 +448,34 @@ def job_cancelled(client: redis.Redis, job_id: str) -> bool:
     return False
 
 
+def _record(client: redis.Redis, job_id: str) -> dict[str, Any]:
+    raw = client.get(_plan_key(job_id))
+    return dict(json.loads(raw)) if raw else {}
+
+
 def part_ids(client: redis.Redis, job_id: str) -> list[str]:
     """The part task ids of a split job (empty for a job that was not split)."""
-    raw = client.get(_plan_key(job_id))
-    if not raw:
-        return []
-    count = int(json.loads(raw)["parts"])
+    count = int(_record(client, job_id).get("parts", 0))
     return [part_task_id(job_id, i) for i in range(count)]
 
 
+def is_live(client: redis.Redis, job_id: str) -> bool:
+    """Whether a split job is still running (its plan record exists): its parts must stay."""
+    return bool(client.exists(_plan_key(job_id)))
+
+
 def discard(client: redis.Redis, job_id: str) -> None:
-    """Remove a split job's scratch folder (on this host) and its bookkeeping keys."""
-    shutil.rmtree(scratch_path(job_id), ignore_errors=True)
+    """Remove a split job's parts (its prefix in the store, its scratch folder on this host) and its keys."""
+    record: dict[str, Any] = {}
+    with contextlib.suppress(redis.RedisError, ValueError):
+        record = _record(client, job_id)
+    if record.get("store"):
+        try:
+            split_store.delete(split_store.prefix_of(str(record["store"])))
+        except GeminiVideoError as exc:  # the daily cleanup deletes it once the job's record is gone
+            log.warning("transcode %s: could not delete its parts in the store: %s", job_id, exc)
+    scratch = scratch_path(job_id)
+    shutil.rmtree(scratch, ignore_errors=True)
+    release(scratch, holder=job_id)
     with contextlib.suppress(redis.RedisError):
         client.delete(_plan_key(job_id), _progress_key(job_id))

@@ -52,9 +52,8 @@ def transcode_task(
 ) -> dict[str, Any]:
     payload = parse_payload(TranscodeJob, {"input_path": input_path, "output_format": output_format or {},
                                            "output_url": output_url})
-    if not split_tasks.uses_object_store(payload):  # split parts share their segments through the local disk
-        split_tasks.start_split(self, payload)  # a long input: replaced by a chord of parts (raises Ignore)
     with task_media(self.request.id, payload.output_url) as media:
+        split_tasks.start_split(self, payload)  # a long input: replaced by a chord of parts (raises Ignore)
         result = transcode.transcode(payload, self.progress().processing)
         return publish_result(media, result, payload).model_dump(mode="json")
 

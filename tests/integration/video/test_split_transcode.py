@@ -10,7 +10,6 @@ SPLIT_MIN_S cannot take the job and encode it in one piece.
 
 from __future__ import annotations
 
-import subprocess
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +34,7 @@ from tests.integration.video.support import (
     wait_no_ffmpeg,
     wait_status,
 )
+from tests.support import media
 from tests.support.env import TestEnv as HarnessEnv
 
 SplitWorkers = Callable[[int], str]
@@ -42,49 +42,6 @@ SplitWorkers = Callable[[int], str]
 pytestmark = pytest.mark.slow
 
 SPLIT_ENV = {"SPLIT_MIN_S": "3", "SPLIT_SEGMENT_S": "2"}
-
-
-def _make_source(path: Path, *, duration_s: int, size: str, fps: int = 25, audio: bool = True) -> Path:
-    """x264 with a keyframe every second and an AAC tone: a source that splits at every SPLIT_SEGMENT_S."""
-    tone = ["-f", "lavfi", "-i", f"sine=f=330:d={duration_s}:sample_rate=48000"] if audio else []
-    sound = ["-c:a", "aac", "-shortest"] if audio else ["-an"]
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-f", "lavfi", "-i",
-                    f"testsrc2=s={size}:r={fps}:d={duration_s}", *tone, "-c:v", "libx264", "-preset", "ultrafast",
-                    "-g", str(fps), "-pix_fmt", "yuv420p", *sound, "-movflags", "+faststart", str(path)],
-                   check=True, timeout=120)
-    return path
-
-
-def _frames(path: Path) -> int:
-    """Decoded frame count (ffprobe decodes every frame)."""
-    done = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
-                           "stream=nb_read_frames", "-of", "csv=p=0", str(path)], capture_output=True, text=True,
-                          check=True, timeout=120)
-    return int(done.stdout.strip().split(",")[0])
-
-
-def _video_duration(path: Path) -> float:
-    done = subprocess.run(["ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time",
-                           "-of", "csv=p=0", str(path)], capture_output=True, text=True, check=True, timeout=60)
-    times = sorted(float(t) for t in done.stdout.split())
-    return times[-1] - times[0] + 1 / 25
-
-
-def _mediainfo(path: Path, field: str) -> str:
-    done = subprocess.run(["mediainfo", f"--Inform=Video;%{field}%", str(path)], capture_output=True, text=True,
-                          check=True, timeout=60)
-    return done.stdout.strip()
-
-
-def _assert_like_single_encode(output: Path, source: Path) -> None:
-    assert _frames(output) == _frames(source)
-    assert _video_duration(output) == pytest.approx(_video_duration(source), abs=1 / 25)
-    assert int(_mediainfo(output, "FrameCount")) == _frames(source)  # an independent parser agrees
-    if output.suffix in (".mkv", ".webm"):
-        done = subprocess.run(["mkvinfo", str(output)], capture_output=True, text=True, timeout=60, check=False)
-        assert done.returncode == 0 and "Segment" in done.stdout, done.stdout[-500:] + done.stderr[-500:]
-    subprocess.run(["ffmpeg", "-v", "error", "-xerror", "-i", str(output), "-f", "null", "-"], check=True,
-                   timeout=120)  # decodes end to end without an error
 
 
 @pytest.fixture
@@ -113,15 +70,15 @@ def _part_workers(job_id: str, parts: int) -> set[str]:
 def test_split_across_two_workers_matches_a_single_encode(fmt: dict[str, Any], audio: bool, split_workers: SplitWorkers,
                                                           redis_client: redis.Redis, test_env: HarnessEnv) -> None:
     queue = split_workers(2)
-    source = _make_source(test_env.media_dir / f"split-{uuid.uuid4().hex[:6]}.mp4", duration_s=10, size="320x240",
-                          audio=audio)
+    source = media.make_keyframed_source(test_env.media_dir / f"split-{uuid.uuid4().hex[:6]}.mp4",
+                                         duration_s=10, size="320x240", audio=audio)
     temp_before = entries(test_env.temp_dir)
     outcome = run(redis_client, transcode_task, str(source), fmt, queue=queue, timeout_s=240)
     assert outcome.error is None, outcome.error
     result = outcome.value
     assert result["parts"] == 5 and result["codec"] == fmt["codec"] and result["container"] == fmt["container"]
     output = Path(result["output_path"])
-    _assert_like_single_encode(output, source)
+    media.assert_like_single_encode(output, source)
     assert (result["audio_codec"] is not None) is audio
     assert len(_part_workers(outcome.result.id, 5)) == 2, "both workers should have encoded parts"
     assert_progress_protocol(outcome.events, TaskStatus.COMPLETED)
@@ -138,7 +95,8 @@ def test_part_whose_worker_is_killed_is_retried_and_output_stays_frame_exact(
     split_workers: SplitWorkers, redis_client: redis.Redis, test_env: HarnessEnv
 ) -> None:
     queue = split_workers(2)
-    source = _make_source(test_env.media_dir / f"kill-{uuid.uuid4().hex[:6]}.mp4", duration_s=10, size="640x360")
+    source = media.make_keyframed_source(test_env.media_dir / f"kill-{uuid.uuid4().hex[:6]}.mp4",
+                                         duration_s=10, size="640x360")
     fmt = {"codec": "h264", "container": "mkv", "preset": "slower"}  # a part takes seconds: time to kill it
     result, listener = send(redis_client, transcode_task, str(source), fmt, queue=queue)
     try:
@@ -149,14 +107,15 @@ def test_part_whose_worker_is_killed_is_retried_and_output_stays_frame_exact(
     finally:
         listener.close()
     assert transcode_task.AsyncResult(part_task_id(result.id, 2)).state == "SUCCESS"
-    _assert_like_single_encode(Path(value["output_path"]), source)
+    media.assert_like_single_encode(Path(value["output_path"]), source)
 
 
 def test_cancelling_a_split_job_stops_its_parts_and_removes_scratch(
     split_workers: SplitWorkers, redis_client: redis.Redis, test_env: HarnessEnv
 ) -> None:
     queue = split_workers(1)
-    source = _make_source(test_env.media_dir / f"cancel-{uuid.uuid4().hex[:6]}.mp4", duration_s=10, size="640x360")
+    source = media.make_keyframed_source(test_env.media_dir / f"cancel-{uuid.uuid4().hex[:6]}.mp4",
+                                         duration_s=10, size="640x360")
     fmt = {"codec": "h264", "container": "mkv", "preset": "veryslow"}
     temp_before = entries(test_env.temp_dir)
     result, listener = send(redis_client, transcode_task, str(source), fmt, queue=queue)
@@ -177,7 +136,8 @@ def test_a_part_that_keeps_failing_fails_the_job_once_and_cleans_up(
     split_workers: SplitWorkers, redis_client: redis.Redis, test_env: HarnessEnv
 ) -> None:
     queue = split_workers(1)
-    source = _make_source(test_env.media_dir / f"fail-{uuid.uuid4().hex[:6]}.mp4", duration_s=10, size="640x360")
+    source = media.make_keyframed_source(test_env.media_dir / f"fail-{uuid.uuid4().hex[:6]}.mp4",
+                                         duration_s=10, size="640x360")
     fmt = {"codec": "h264", "container": "mkv", "preset": "slower"}
     temp_before = entries(test_env.temp_dir)
     result, listener = send(redis_client, transcode_task, str(source), fmt, queue=queue)

@@ -68,3 +68,22 @@ def test_part_ids_derive_from_the_job_and_scratch_names_are_safe() -> None:
     assert scratch_path("abc-1").name == "split-abc-1"
     with pytest.raises(InvalidPayload, match="cannot name a scratch folder"):
         scratch_path("../../etc")
+
+
+@pytest.mark.parametrize(("input_path", "output_url", "env_output", "expected"), [
+    ("/m/in.mp4", None, None, None),
+    ("s3://media-in/clips/in.mp4", None, None, "s3://media-in/clips/split-job-1/"),
+    ("s3://media-in/in.mp4", None, None, "s3://media-in/split-job-1/"),
+    ("/m/in.mp4", "s3://media-out/jobs/r1/web.webm", None, "s3://media-out/jobs/r1/split-job-1/"),
+    ("s3://media-in/in.mp4", "s3://media-out/jobs/r1/", None, "s3://media-out/jobs/r1/split-job-1/"),
+    ("s3://media-in/in.mp4", None, "s3://media-out/jobs/", "s3://media-out/jobs/split-job-1/"),
+], ids=["local", "s3-input", "s3-input-at-root", "exact-output", "output-prefix", "OUTPUT_URL"])
+def test_store_jobs_keep_their_parts_beside_their_output(input_path: str, output_url: str | None,
+                                                         env_output: str | None, expected: str | None) -> None:
+    from geminivideo.contracts import TranscodeJob
+    from geminivideo.video.split_store import scratch_prefix
+
+    job = TranscodeJob(input_path=input_path, output_url=output_url)
+    with applied({"STORAGE_BUCKETS": "media-in,media-out", "OUTPUT_URL": env_output or ""}):
+        found = scratch_prefix(job, "job-1")
+    assert (str(found) if found else None) == expected

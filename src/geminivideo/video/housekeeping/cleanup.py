@@ -191,8 +191,9 @@ class Limits:
 
 
 # Folder name prefixes of the per-task scratch folders in TEMP_DIR (workspace.scratch_dir, captions.scratch_dir).
-# "s3in-": a task's s3:// inputs (storage.staging.STAGING_PREFIX).
-SCRATCH_PREFIXES = ("render-", "preview-", "transcode-", "caption-", "s3in-")
+# "s3in-": a task's s3:// inputs (storage.staging.STAGING_PREFIX). "split-": a split transcode's parts
+# (split_transcode.SCRATCH_PREFIX), held under the job's id from the split to the stitch, so only a dead job's go.
+SCRATCH_PREFIXES = ("render-", "preview-", "transcode-", "caption-", "s3in-", "split-")
 
 
 def _scratch_folder(path: Path, limits: Limits) -> bool:

@@ -4,8 +4,8 @@ Beat sends one ``cleanup_task(all_hosts=True)``. The worker that takes it asks e
 broadcast control command (``gv_host``), which host it is on and which folders it cleans; it then sends
 ``cleanup_task`` to one worker per distinct (host, folders) through that worker's own direct queue
 (``worker_direct``: ``<nodename>.dq2``), and cleans its own host itself. Each host thus cleans its own
-TEMP_DIR, RENDER_DIR and PREVIEW_DIR and aborts its stale multipart uploads; workers sharing a host and
-folders are cleaned once.
+TEMP_DIR, RENDER_DIR and PREVIEW_DIR, aborts its stale multipart uploads and deletes the store parts of split
+transcodes whose job is gone (under OUTPUT_URL); workers sharing a host and folders are cleaned once.
 """
 
 from __future__ import annotations
@@ -75,6 +75,17 @@ def dispatch_to_other_hosts(app: Celery, kwargs: Mapping[str, Any]) -> list[str]
     return sorted(targets.values())
 
 
+def _sweep_split_scratch() -> None:
+    """Split transcodes' parts in the store whose job is gone (a killed stitch): the disk rule, for the store."""
+    from geminivideo.redis_client import get_redis
+    from geminivideo.video import split_store, split_transcode
+
+    client = get_redis()
+    swept = split_store.sweep_orphans(lambda job_id: split_transcode.is_live(client, job_id))
+    if swept:
+        log.info("cleanup: deleted the store parts of %d finished split transcodes", swept)
+
+
 def cleanup_host(app: Celery, job: CleanupJob) -> CleanupResult:
     """This host's cleanup (its folders, then its stale multipart uploads), handed on first when ``all_hosts``."""
     reached = dispatch_to_other_hosts(app, job.model_dump(exclude={"all_hosts"})) if job.all_hosts else []
@@ -83,6 +94,7 @@ def cleanup_host(app: Celery, job: CleanupJob) -> CleanupResult:
     if not job.dry_run:
         try:
             aborted = housekeeping.abort_stale_uploads()
+            _sweep_split_scratch()
         except GeminiVideoError as exc:  # the disk is clean already; the store is swept again tomorrow
             failed.append(f"object store: {exc}")
     return result.model_copy(update={"host": host_identity()["host"], "aborted_uploads": aborted,

@@ -72,6 +72,22 @@ def in_use(*paths: Path, lease_s: float | None = None) -> Iterator[None]:
             client.zrem(IN_USE_KEY, *members)
 
 
+def hold(*paths: Path, holder: str, lease_s: float) -> None:
+    """Mark ``paths`` in use for ``lease_s`` under a named holder, beyond the calling task (no heartbeat).
+
+    For files that several tasks use one after another (a split transcode's parts between its split and its
+    stitch): the last of them calls ``release`` with the same holder; a job that dies leaves a lease that expires.
+    """
+    with contextlib.suppress(redis.RedisError):  # as in_use: the guard being down must not fail the task
+        _renew(get_redis(), _members(paths, holder), lease_s)
+
+
+def release(*paths: Path, holder: str) -> None:
+    """End a ``hold`` of ``paths`` by ``holder`` (nothing happens when it has already expired)."""
+    with contextlib.suppress(redis.RedisError):
+        get_redis().zrem(IN_USE_KEY, *_members(paths, holder))
+
+
 def paths_in_use(client: redis.Redis | None = None) -> set[Path]:
     """Every path currently held by a live lease (expired leases are purged first)."""
     client = client or get_redis()
