@@ -21,10 +21,9 @@ from geminivideo.api.app import create_app
 from geminivideo.db.migrate import upgrade
 from geminivideo.db.models import VideoJob
 from geminivideo.db.session import session_scope
-from geminivideo.security.keys import create_key
 from tests.integration.webhooks.support import WEBHOOK_PATH, signed_v3
 from tests.support import env as support_env
-from tests.support.env import applied
+from tests.support.env import applied, create_test_key
 
 LOOPBACK = ("127.0.0.1", 50000)
 INSPECT_TIMEOUT_S = 5
@@ -38,7 +37,7 @@ def keyed_api(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
     upgrade(url)
     with applied({"DATABASE_URL": url, "API_AUTH": "on", "API_KEYS": "", "RATE_LIMIT_ML_BURST": "3",
                   "RATE_LIMIT_ML_PER_MINUTE": "60", "MAX_REQUEST_BODY_BYTES": "65536"}):
-        token = create_key(f"limits-{uuid.uuid4().hex[:8]}", ["ads:read", "jobs:write", "jobs:read"])
+        token = create_test_key(f"limits-{uuid.uuid4().hex[:8]}", ["ads:read", "jobs:write", "jobs:read"])
         with TestClient(create_app(), client=LOOPBACK) as client:
             yield client, {"X-API-Key": token}
 
