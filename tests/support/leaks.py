@@ -233,7 +233,7 @@ def _instrument_procs() -> None:
                 SCANNER.scan_file(self.log_path, final=True)
 
     spawn._leak_scan = True  # type: ignore[attr-defined]
-    procs.spawn = spawn  # type: ignore[assignment]
+    procs.spawn = spawn
     procs.ManagedProcess.stop = stop  # type: ignore[method-assign]
 
 
