@@ -19,6 +19,7 @@ import redis
 from geminivideo import procs
 from geminivideo.contracts import ML_QUEUE_ORDER, VIDEO_QUEUE_ORDER
 from geminivideo.db.migrate import upgrade
+from tests.support import leaks
 from tests.support.env import (
     TestEnv,
     applied,
@@ -37,6 +38,9 @@ def pytest_configure(config: pytest.Config) -> None:
     """Build the isolated environment before collection: importing a task module may configure its app."""
     if hasattr(config, "workerinput"):
         return
+    # The session-wide scan of every log the suite writes for test secrets, IP addresses and user agents
+    # (registered here, not through pytest_plugins: this conftest imports it first; -p no:leaks turns it off).
+    config.pluginmanager.register(leaks, "leaks")
     root = Path(tempfile.mkdtemp(prefix="gv-test-"))
     redis_proc, redis_url = procs.start_redis(data_dir=root / "redis")
     sqlite_url = f"sqlite:///{root / 'geminivideo.db'}"
@@ -45,6 +49,7 @@ def pytest_configure(config: pytest.Config) -> None:
     context = applied(env.values)
     context.__enter__()
     _SESSION.update(env=env, redis=redis_proc, context=context)
+    leaks.add_root(config, root)
     upgrade(sqlite_url)
 
 

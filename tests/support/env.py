@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +16,8 @@ from geminivideo.config import get_settings
 from geminivideo.db.migrate import upgrade
 from geminivideo.db.session import dispose_engine
 from geminivideo.redis_client import reset_redis
+from geminivideo.security.keys import create_key
+from tests.support import leaks
 
 PG_ADMIN_DSN = os.environ.get("GV_TEST_PG_ADMIN_DSN", "host=127.0.0.1 port=5432 user=postgres dbname=test")
 PG_URL_TEMPLATE = os.environ.get("GV_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/{db}")
@@ -47,6 +49,7 @@ class TestEnv:
 
     def process_env(self, **overrides: str) -> dict[str, str]:
         """Environment for a child process (worker, API, beat): the session's values plus overrides."""
+        leaks.register_env(overrides)
         env = {**os.environ, **self.values, **overrides}
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
@@ -81,6 +84,7 @@ def build_values(root: Path, redis_url: str, sqlite_url: str) -> dict[str, str]:
 @contextmanager
 def applied(values: Mapping[str, str]) -> Iterator[None]:
     """Put ``values`` into os.environ and drop every per-process cache that read the old ones."""
+    leaks.register_env(values)
     saved = {key: os.environ.get(key) for key in values}
     os.environ.update(values)
     refresh_caches()
@@ -93,6 +97,13 @@ def applied(values: Mapping[str, str]) -> Iterator[None]:
             else:
                 os.environ[key] = old
         refresh_caches()
+
+
+def create_test_key(name: str, scopes: Iterable[str], tenant_id: str | None = None) -> str:
+    """``security.keys.create_key`` for tests: the token is also a secret the session's leak scan looks for."""
+    token = create_key(name, scopes, tenant_id)
+    leaks.register_secret("API key (create_test_key)", token)
+    return token
 
 
 def refresh_caches() -> None:

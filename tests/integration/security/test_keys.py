@@ -21,12 +21,13 @@ from geminivideo.db.session import session_scope
 from geminivideo.errors import ConfigError, InvalidPayload
 from geminivideo.security.keys import Scope, create_key, list_keys, revoke_key
 from tests.support import env as support_env
-from tests.support.env import applied
+from tests.support import leaks
+from tests.support.env import applied, create_test_key
 
 
 def test_keys_are_hashed_at_rest_scoped_and_revocable(database_url: str) -> None:
     name = f"ci-{uuid.uuid4().hex[:8]}"
-    token = create_key(name, ["jobs:read", "approvals:decide"], tenant_id="acme")
+    token = create_test_key(name, ["jobs:read", "approvals:decide"], tenant_id="acme")
     with session_scope() as session:
         row = session.scalars(select(ApiKey).where(ApiKey.name == name)).one()
         assert row.key_hash == hashlib.sha256(token.encode()).hexdigest()
@@ -64,6 +65,7 @@ def test_cli_creates_lists_and_revokes_a_key(test_env: support_env.TestEnv, tmp_
     created = _cli(test_env, "create", "reporting", "--scope", "jobs:read", "--tenant", "acme", DATABASE_URL=url)
     assert created.returncode == 0, created.stderr
     token = created.stdout.strip()
+    leaks.register_secret("API key (geminivideo keys create)", token)
     assert token.startswith("gv_") and "cannot be shown again" in created.stderr
     listed = _cli(test_env, "list", DATABASE_URL=url)
     assert "reporting" in listed.stdout and "jobs:read" in listed.stdout and token not in listed.stdout
@@ -81,6 +83,6 @@ def test_the_api_refuses_to_start_without_any_key(tmp_path: Path) -> None:
     with applied({"DATABASE_URL": url, "API_AUTH": "on", "API_KEYS": ""}):
         with pytest.raises(ConfigError, match="no API key exists"), TestClient(create_app()):
             pass
-        create_key("first", ["admin"])
+        create_test_key("first", ["admin"])
         with TestClient(create_app(), client=("127.0.0.1", 1)) as api:
             assert api.get("/api/queues").status_code == 401

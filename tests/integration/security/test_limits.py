@@ -18,16 +18,20 @@ from fastapi.testclient import TestClient
 
 from geminivideo import procs
 from geminivideo.api.app import create_app
+from geminivideo.api.jobs import WORKERS_FRESH_S
 from geminivideo.db.migrate import upgrade
 from geminivideo.db.models import VideoJob
 from geminivideo.db.session import session_scope
-from geminivideo.security.keys import create_key
 from tests.integration.webhooks.support import WEBHOOK_PATH, signed_v3
 from tests.support import env as support_env
-from tests.support.env import applied
+from tests.support.env import applied, create_test_key
+from tests.support.leaks import TEST_USER_AGENT
 
 LOOPBACK = ("127.0.0.1", 50000)
-INSPECT_TIMEOUT_S = 5
+INSPECT_TIMEOUT_S = 4
+STORM_CALLS = 100
+ROUNDS = 5  # of each, quiet and storm, alternating
+ROUND_WEBHOOKS = 20
 ADS = [{"ad_id": "a", "impressions": 1000, "clicks": 30, "spend": 10, "age_hours": 100}, {"ad_id": "b"}]
 
 
@@ -38,7 +42,7 @@ def keyed_api(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str]]]:
     upgrade(url)
     with applied({"DATABASE_URL": url, "API_AUTH": "on", "API_KEYS": "", "RATE_LIMIT_ML_BURST": "3",
                   "RATE_LIMIT_ML_PER_MINUTE": "60", "MAX_REQUEST_BODY_BYTES": "65536"}):
-        token = create_key(f"limits-{uuid.uuid4().hex[:8]}", ["ads:read", "jobs:write", "jobs:read"])
+        token = create_test_key(f"limits-{uuid.uuid4().hex[:8]}", ["ads:read", "jobs:write", "jobs:read"])
         with TestClient(create_app(), client=LOOPBACK) as client:
             yield client, {"X-API-Key": token}
 
@@ -123,26 +127,64 @@ async def _webhook_latencies(http: httpx.AsyncClient, base: str, n: int) -> list
     return latencies
 
 
-async def _workers_storm_and_ingest(base: str) -> tuple[list[float], list[float], list[int]]:
-    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as http:
-        quiet = await _webhook_latencies(http, base, 40)
-        # No worker answers on this broker: each inspection waits out its whole timeout.
-        storm = [asyncio.create_task(http.get(f"{base}/api/workers", params={"timeout_s": INSPECT_TIMEOUT_S}))
-                 for _ in range(100)]
-        await asyncio.sleep(0.2)
-        loaded = await _webhook_latencies(http, base, 40)
-        statuses = [r.status_code for r in await asyncio.gather(*storm)]
-    return quiet, loaded, statuses
+async def _storm_round(http: httpx.AsyncClient, base: str) -> tuple[list[float], list[int], bool]:
+    """Webhook latencies while 100 ``/api/workers`` calls wait out one inspection (no worker answers on this
+    broker), their statuses, and whether the storm was still in flight when the last webhook was answered."""
+    # Fresh connections for every storm: uvicorn closes idle ones after 5 s, and a pooled one reused just as
+    # the server closes it is a ReadError that says nothing about the API.
+    limits = httpx.Limits(max_connections=STORM_CALLS, max_keepalive_connections=0)
+    async with httpx.AsyncClient(timeout=60, limits=limits, headers={"User-Agent": TEST_USER_AGENT}) as storm_http:
+        return await _storm(storm_http, http, base)
+
+
+async def _storm(storm_http: httpx.AsyncClient, http: httpx.AsyncClient, base: str,
+                 ) -> tuple[list[float], list[int], bool]:
+    storm = [asyncio.create_task(storm_http.get(f"{base}/api/workers", params={"timeout_s": INSPECT_TIMEOUT_S}))
+             for _ in range(STORM_CALLS)]
+    # Reading and routing 100 requests at once is a CPU burst of a few hundred ms on a loaded 2-core host, the
+    # same for any 100 requests; what must not happen is ingest waiting for the held inspections. Two unmeasured
+    # webhooks sent after the storm are answered only once the loop has taken in the storm's requests.
+    await asyncio.sleep(0.2)
+    await _webhook_latencies(http, base, 2)
+    latencies = await _webhook_latencies(http, base, ROUND_WEBHOOKS)
+    during = not all(call.done() for call in storm)
+    statuses = [r.status_code for r in await asyncio.gather(*storm)]
+    return latencies, statuses, during
+
+
+async def _quiet_and_storm_rounds(base: str) -> tuple[list[list[float]], list[list[float]], list[int], list[bool]]:
+    """Quiet and storm rounds alternating in one run, so both see the same load from the rest of the host."""
+    quiet: list[list[float]] = []
+    stormy: list[list[float]] = []
+    statuses: list[int] = []
+    during: list[bool] = []
+    async with httpx.AsyncClient(timeout=60, headers={"User-Agent": TEST_USER_AGENT}) as http:
+        await _webhook_latencies(http, base, 5)  # warm-up: connections, first imports, SQLite pages
+        for _ in range(ROUNDS):
+            quiet.append(await _webhook_latencies(http, base, ROUND_WEBHOOKS))
+            latencies, round_statuses, in_flight = await _storm_round(http, base)
+            stormy.append(latencies)
+            statuses += round_statuses
+            during.append(in_flight)
+            await asyncio.sleep(WORKERS_FRESH_S + 0.1)  # the next storm must start a new inspection, not hit the cache
+    return quiet, stormy, statuses, during
 
 
 def test_parallel_worker_inspections_do_not_stall_webhook_ingest(served_api: str) -> None:
-    quiet, loaded, statuses = asyncio.run(_workers_storm_and_ingest(served_api))
-    assert statuses == [200] * 100
-    # Held threads would make webhooks wait whole inspections (5 s); the bound leaves room for a busy CI host.
-    limit = max(3 * _p99(quiet), 2.0)
-    assert _p99(loaded) <= limit, (f"webhook p99 {_p99(loaded) * 1000:.0f} ms under the /api/workers storm vs "
-                                   f"{_p99(quiet) * 1000:.0f} ms quiet (limit {limit * 1000:.0f} ms)")
+    quiet, stormy, statuses, during = asyncio.run(_quiet_and_storm_rounds(served_api))
+    assert statuses == [200] * STORM_CALLS * ROUNDS
+    assert all(during), "a storm ended before its webhooks were answered: the round measured nothing"
+    # Held threads would make every storm round's webhooks wait a whole inspection (4 s). The slowest quiet
+    # round sets the bar; the storm's p99 is its median round's, so one scheduling hiccup of a loaded 2-core
+    # host (a single 400 ms answer in 100) does not decide the verdict while a stall in most rounds does.
+    quiet_p99 = max(_p99(r) for r in quiet)
+    limit = quiet_p99 * 1.25 + 0.025
+    storm_p99 = statistics.median(_p99(r) for r in stormy)
+    report = (f"webhook p99 {storm_p99 * 1000:.0f} ms under the /api/workers storm (rounds "
+              f"{[round(_p99(r) * 1000) for r in stormy]} ms) vs quiet rounds "
+              f"{[round(_p99(r) * 1000) for r in quiet]} ms (limit {limit * 1000:.0f} ms)")
+    print(report)
+    assert storm_p99 <= limit, report
 
 
 def test_open_event_streams_are_capped_per_key(served_api: str, test_env: support_env.TestEnv) -> None:

@@ -23,8 +23,8 @@ from geminivideo.db.migrate import upgrade
 from geminivideo.db.models import Ad, Tenant, TenantPipeline, VideoJob, WebhookEvent
 from geminivideo.db.session import session_scope
 from geminivideo.ml.decisions import approvals
-from geminivideo.security.keys import Scope, create_key
-from tests.support.env import applied
+from geminivideo.security.keys import Scope
+from tests.support.env import applied, create_test_key
 
 PUBLIC = {("get", "/health"), ("post", "/api/webhooks/hubspot")}
 LOOPBACK = ("127.0.0.1", 50000)
@@ -69,9 +69,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         tenant_b = f"sec-b-{run}"
         ad_b, job_b, change_b, event_b = _seed_tenant_b(tenant_b)
         yield World(
-            admin=create_key(f"admin-{run}", [Scope.ADMIN]),
-            tenant_a=create_key(f"tenant-a-{run}", NON_ADMIN, tenant_id=f"sec-a-{run}"),
-            without={s: create_key(f"no-{s.value.replace(':', '-')}-{run}", [x for x in NON_ADMIN if x is not s])
+            admin=create_test_key(f"admin-{run}", [Scope.ADMIN]),
+            tenant_a=create_test_key(f"tenant-a-{run}", NON_ADMIN, tenant_id=f"sec-a-{run}"),
+            without={s: create_test_key(f"no-{s.value.replace(':', '-')}-{run}", [x for x in NON_ADMIN if x is not s])
                      for s in Scope},
             ad_b=ad_b, job_b=job_b, change_b=change_b, event_b=event_b, tenant_b=tenant_b,
         )
@@ -212,7 +212,7 @@ def test_auth_off_serves_loopback_only(tmp_path: Path) -> None:
 
 def test_an_approval_records_the_deciding_keys_name(client: TestClient, world: World) -> None:
     approver_name = f"approver-{uuid.uuid4().hex[:6]}"
-    approver = create_key(approver_name, [Scope.APPROVALS_DECIDE, Scope.APPROVALS_READ])
+    approver = create_test_key(approver_name, [Scope.APPROVALS_DECIDE, Scope.APPROVALS_READ])
     with session_scope() as session:
         ad = Ad(id=f"ad-{approver_name}", tenant_id=world.tenant_b, campaign_id="cmp-approver", daily_budget=20)
         session.add(ad)

@@ -28,13 +28,14 @@ from geminivideo import procs
 from geminivideo.contracts import QueueName
 from geminivideo.ml.webhooks.signature import v3_signature
 from tests.integration.telemetry.support import TOKEN, Deployment, deployment, wait_job
-from tests.support import media
+from tests.support import leaks, media
 from tests.support.env import TestEnv as HarnessEnv
 
 pytestmark = pytest.mark.timeout(240)
 
 CALLER_IP = "203.0.113.77"
 CALLER_AGENT = "GV-Secret-Agent/7.7 (telemetry test)"
+leaks.register_agent(CALLER_AGENT)  # the session's leak scan looks for it in every log, not only this test's
 # The caller's address comes through a trusted X-Forwarded-For, so it is not loopback: the API needs a real key
 # (API_AUTH=off serves loopback callers only).
 API_KEY = "telemetry-key-" + uuid.uuid4().hex
