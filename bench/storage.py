@@ -7,9 +7,13 @@
 2. **transfer**: a 1 GiB object up and down through the workers' code (``storage.transfer.upload``:
    multipart abort check, SHA-256 metadata, parallel parts, HEAD verify; ``storage.transfer.download``:
    HEAD and size limit, parallel ranged GETs, length check) against boto3's own ``upload_file`` /
-   ``download_file`` with its default TransferConfig. Runs alternate. Target: ours ≥ 0.9 of boto3's throughput.
+   ``download_file`` with its default TransferConfig, and against obstore's own calls (``obstore.put`` of the
+   file with its default parts, ``obstore.get`` streamed to a file), the other library the issue allowed:
+   the comparison that chose boto3 (README, storage section). Each round runs every candidate once per
+   direction; the order reverses every round. Target: ours ≥ 0.9 of boto3's throughput.
 
-    .venv/bin/python -m bench.storage [--seconds 30] [--height 1080] [--runs 2] [--mib 1024] [--quick]
+    .venv/bin/python -m bench.storage [--seconds 30] [--height 1080] [--runs 2] [--transfer-runs N] [--mib 1024]
+                                      [--quick]
 
 Prints two tables and writes bench/results/storage.json (``--output PATH`` elsewhere). ``--quick`` is a smoke
 run (3 s at 360p, a 64 MiB object, 1 run each) that writes no results unless ``--output`` is given.
@@ -102,38 +106,74 @@ def timed(action: Callable[[], Any]) -> float:
     return time.perf_counter() - started
 
 
+def obstore_store(bucket: str) -> Any:
+    """obstore's S3 client for ``bucket`` with the settings the workers use (path-style, the test endpoint)."""
+    from obstore.store import S3Store
+
+    from geminivideo.config import get_settings
+
+    settings = get_settings()
+    endpoint = settings.s3_endpoint_url or None
+    key_id, secret = settings.aws_access_key_id, settings.aws_secret_access_key
+    return S3Store(bucket, endpoint=endpoint, region=settings.aws_region, virtual_hosted_style_request=False,
+                   access_key_id=key_id.get_secret_value() if key_id else None,
+                   secret_access_key=secret.get_secret_value() if secret else None,
+                   client_options={"allow_http": bool(endpoint and endpoint.startswith("http://"))})
+
+
+def obstore_download(store: Any, key: str, dest: Path) -> None:
+    import obstore
+
+    with dest.open("wb") as out:
+        for chunk in obstore.get(store, key).stream():
+            out.write(chunk)
+
+
+CANDIDATES = ("ours", "boto3", "obstore")
+
+
 def transfer_runs(bucket: str, source: Path, runs: int, work: Path) -> dict[str, Any]:
+    import obstore
+
     from geminivideo.storage import transfer
     from geminivideo.storage.client import s3_client
     from geminivideo.storage.uri import ObjectUri
 
-    client = s3_client()
-    ours_uri, theirs_key = ObjectUri(bucket, "big/ours.bin"), "big/boto3.bin"
+    client, store = s3_client(), obstore_store(bucket)
+    ours_uri, boto3_key, obstore_key = ObjectUri(bucket, "big/ours.bin"), "big/boto3.bin", "big/obstore.bin"
     down = work / "down.bin"
     sides: dict[str, Callable[[], Any]] = {
         "up_ours": lambda: transfer.upload(source, ours_uri, task_id="bench"),
-        "up_boto3": lambda: client.upload_file(str(source), bucket, theirs_key),
+        "up_boto3": lambda: client.upload_file(str(source), bucket, boto3_key),
+        "up_obstore": lambda: obstore.put(store, obstore_key, source),
         "down_ours": lambda: transfer.download(ours_uri, down, field="bench", max_bytes=source.stat().st_size),
-        "down_boto3": lambda: client.download_file(bucket, theirs_key, str(down)),
+        "down_boto3": lambda: client.download_file(bucket, boto3_key, str(down)),
+        "down_obstore": lambda: obstore_download(store, obstore_key, down),
     }
     samples: dict[str, list[float]] = {key: [] for key in sides}
+    size = source.stat().st_size
     for run in range(runs):
         for direction in ("up", "down"):
-            order = ("ours", "boto3") if run % 2 == 0 else ("boto3", "ours")
-            for who in order:
+            for who in CANDIDATES if run % 2 == 0 else tuple(reversed(CANDIDATES)):
                 samples[f"{direction}_{who}"].append(timed(sides[f"{direction}_{who}"]))
+                if direction == "down" and down.stat().st_size != size:
+                    raise RuntimeError(f"{who} downloaded {down.stat().st_size} bytes of {size}")
                 down.unlink(missing_ok=True)
-    size = source.stat().st_size
-    rows = []
-    for direction in ("up", "down"):
-        ours, theirs = statistics.median(samples[f"{direction}_ours"]), statistics.median(samples[f"{direction}_boto3"])
-        rows.append({"direction": direction, "bytes": size, "ours_s": round(ours, 3), "boto3_s": round(theirs, 3),
-                     "ours_mib_s": round(size / MiB / ours, 1), "boto3_mib_s": round(size / MiB / theirs, 1),
-                     "throughput_ratio": round(theirs / ours, 3),
-                     "runs_ours_s": [round(x, 3) for x in samples[f"{direction}_ours"]],
-                     "runs_boto3_s": [round(x, 3) for x in samples[f"{direction}_boto3"]],
-                     "load_average_1m": load_average_1m()})
-    return {"rows": rows}
+    return {"rows": [_transfer_row(direction, size, samples) for direction in ("up", "down")]}
+
+
+def _transfer_row(direction: str, size: int, samples: dict[str, list[float]]) -> dict[str, Any]:
+    medians = {who: statistics.median(samples[f"{direction}_{who}"]) for who in CANDIDATES}
+    row: dict[str, Any] = {"direction": direction, "bytes": size}
+    for who in CANDIDATES:
+        row[f"{who}_s"] = round(medians[who], 3)
+        row[f"{who}_mib_s"] = round(size / MiB / medians[who], 1)
+    row["throughput_ratio"] = round(medians["boto3"] / medians["ours"], 3)  # ours vs boto3's own call
+    row["obstore_boto3_time_ratio"] = round(medians["obstore"] / medians["boto3"], 3)  # < 1: obstore faster
+    for who in CANDIDATES:
+        row[f"runs_{who}_s"] = [round(x, 3) for x in samples[f"{direction}_{who}"]]
+    row["load_average_1m"] = load_average_1m()
+    return row
 
 
 def show(render_row: dict[str, Any], transfer_rows: list[dict[str, Any]]) -> None:
@@ -141,10 +181,11 @@ def show(render_row: dict[str, Any], transfer_rows: list[dict[str, Any]]) -> Non
                 [f"{'render':<8} {render_row['output_s']:>7.2f}s {render_row['size']:>10} "
                  f"{render_row['local_s']:>7.2f}s {render_row['s3_s']:>7.2f}s {render_row['ratio']:>5.2f}x"])
     print()
-    header = f"{'transfer':<9} {'MiB':>6} {'ours':>8} {'boto3':>8} {'ours MiB/s':>11} {'boto3 MiB/s':>12} {'ratio':>6}"
+    header = (f"{'transfer':<9} {'MiB':>6} {'ours':>8} {'boto3':>8} {'obstore':>8} {'ours/boto3':>11} "
+              f"{'obstore/boto3 time':>19}")
     print_table(header,
                 [f"{r['direction']:<9} {r['bytes'] // MiB:>6} {r['ours_s']:>7.2f}s {r['boto3_s']:>7.2f}s "
-                 f"{r['ours_mib_s']:>11.1f} {r['boto3_mib_s']:>12.1f} {r['throughput_ratio']:>5.2f}x"
+                 f"{r['obstore_s']:>7.2f}s {r['throughput_ratio']:>10.2f}x {r['obstore_boto3_time_ratio']:>18.2f}x"
                  for r in transfer_rows])
 
 
@@ -152,7 +193,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=30.0, help="render output length")
     parser.add_argument("--height", type=int, default=1080)
-    parser.add_argument("--runs", type=int, default=2, help="runs per side")
+    parser.add_argument("--runs", type=int, default=2, help="render runs per side")
+    parser.add_argument("--transfer-runs", type=int, default=None, help="transfer rounds (default: --runs)")
     parser.add_argument("--mib", type=int, default=1024, help="size of the transfer object")
     parser.add_argument("--preset", default="veryfast")
     add_run_options(parser, "3 s at 360p, a 64 MiB object, 1 run per side")
@@ -164,7 +206,7 @@ def main() -> None:
             paths = scenes(work / "media", args.seconds, args.height)
             render_row = render_runs(job_for(paths, args.height, args.preset), bucket, paths, args.runs, env, work)
             source = big_file(work / "big.bin", args.mib)
-            transfer_rows = transfer_runs(bucket, source, args.runs, work)["rows"]
+            transfer_rows = transfer_runs(bucket, source, args.transfer_runs or args.runs, work)["rows"]
         finally:
             store.stop()
         show(render_row, transfer_rows)
