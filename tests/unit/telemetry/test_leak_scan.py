@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import leaks
 from tests.support.leaks import TEST_USER_AGENT, LeakScanner, addresses
 
 SECRET = "s3cret-Planted-" + "9f8e7d6c"
@@ -47,6 +48,17 @@ def test_addresses_and_user_agents_are_found(scanner: LeakScanner) -> None:
     assert scanner.kinds(f"ua={TEST_USER_AGENT}") == ["user agent"]
     assert scanner.kinds("ua=GV-Secret-Agent/7.7 (x)") == ["user agent"]
     assert scanner.kinds("User-Agent: python-httpx/0.28.1") == ["user agent"]
+
+
+def test_the_suites_own_network_addresses_are_infrastructure(scanner: LeakScanner) -> None:
+    banner = "transport:   redis://:**@10.254.77.5:52925/0"
+    assert scanner.kinds(banner) == ["IP address"]  # before the test network registers it
+    leaks.register_own_address("10.254.77.5")
+    try:
+        assert scanner.kinds(banner) == []
+        assert scanner.kinds("forwarded for=10.254.77.6") == ["IP address"]  # its neighbour is still someone's
+    finally:
+        leaks._OWN_ADDRESSES.discard("10.254.77.5")
 
 
 @pytest.mark.parametrize("line", [
