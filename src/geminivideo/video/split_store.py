@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -32,7 +30,7 @@ from geminivideo.storage import transfer
 from geminivideo.storage.client import s3_client
 from geminivideo.storage.errors import storage_error
 from geminivideo.storage.uri import ObjectUri, allowed, is_uri, parse
-from geminivideo.video.housekeeping.inuse import in_use
+from geminivideo.video.workspace import scratch_dir
 
 log = logging.getLogger(__name__)
 
@@ -68,15 +66,8 @@ def prefix_of(raw: str) -> ObjectUri:
 @contextlib.contextmanager
 def task_folder(job_id: str, step: str) -> Iterator[Path]:
     """A private TEMP_DIR folder for one step of a split job, held in use while it runs, removed however it ends."""
-    root = get_settings().temp_dir
-    root.mkdir(parents=True, exist_ok=True)
-    folder = root / f"{SCRATCH_PREFIX}{job_id}-{step}-{uuid.uuid4().hex[:12]}"
-    folder.mkdir()
-    try:
-        with in_use(folder):
-            yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    with scratch_dir(f"{SCRATCH_PREFIX}{job_id}-{step}") as folder:
+        yield folder
 
 
 def upload_all(files: Sequence[Path], prefix: ObjectUri, *, task_id: str) -> None:
