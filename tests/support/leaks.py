@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -164,6 +164,11 @@ class LeakScanner:
 _OWN_ADDRESSES: set[str] = set()
 
 
+# Each form of address: its pattern, its parser, whether a version number (``pkg-1.2.3.4``) can look like it.
+_ADDRESS_FORMS: tuple[tuple[re.Pattern[str], Callable[[str], ipaddress.IPv4Address | ipaddress.IPv6Address], bool],
+                      ...] = ((_IPV4, ipaddress.IPv4Address, True), (_IPV6, ipaddress.IPv6Address, False))
+
+
 def register_own_address(address: str) -> None:
     _OWN_ADDRESSES.add(str(ipaddress.ip_address(address)))
 
@@ -171,22 +176,16 @@ def register_own_address(address: str) -> None:
 def addresses(line: str) -> Iterable[str]:
     """Non-loopback, specified IP addresses in ``line`` that the suite did not assign to its own test network
     (versions such as ``pkg-1.2.3.4`` left out)."""
-    for match in _IPV4.finditer(line):
-        if _VERSION_BEFORE.search(line, 0, match.start()):
-            continue
-        try:
-            v4 = ipaddress.IPv4Address(match.group(0))
-        except ValueError:
-            continue
-        if not (v4.is_loopback or v4.is_unspecified or str(v4) in _OWN_ADDRESSES):
-            yield match.group(0)
-    for match in _IPV6.finditer(line):
-        try:
-            v6 = ipaddress.IPv6Address(match.group(0))
-        except ValueError:
-            continue
-        if not (v6.is_loopback or v6.is_unspecified or str(v6) in _OWN_ADDRESSES):
-            yield match.group(0)
+    for pattern, parse, versions_look_alike in _ADDRESS_FORMS:
+        for match in pattern.finditer(line):
+            if versions_look_alike and _VERSION_BEFORE.search(line, 0, match.start()):
+                continue
+            try:
+                address = parse(match.group(0))
+            except ValueError:
+                continue
+            if not (address.is_loopback or address.is_unspecified or str(address) in _OWN_ADDRESSES):
+                yield match.group(0)
 
 
 def _url_password(value: str) -> str | None:
