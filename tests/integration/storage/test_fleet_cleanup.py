@@ -4,15 +4,21 @@ Given two video workers standing for two hosts (each its own RESOURCE_HOSTNAME a
 RENDER_DIR, PREVIEW_DIR) and a multipart upload a killed task left under OUTPUT_URL, when the beat's
 ``cleanup_task(all_hosts=True)`` reaches host A, then A hands it to B through B's direct queue, both
 hosts' old files are gone, fresh ones stay, and the stale upload is aborted.
+
+Given split-transcode parts in the store under ``<OUTPUT_URL>split-<job id>/`` of a job whose plan record is
+gone (a killed stitch) and of a job still running, when cleanup runs, then the gone job's prefix is deleted
+once nothing in it changed for CLEANUP_PARTIAL_AGE_S, and the running job's parts and every other object stay.
 """
 
 from __future__ import annotations
 
 import os
 import time
+import uuid
 from pathlib import Path
 
 import pytest
+import redis
 from botocore.client import BaseClient
 from celery.utils.nodenames import worker_direct
 
@@ -61,3 +67,36 @@ def test_daily_cleanup_reaches_every_host_and_aborts_stale_uploads(
     procs.wait_until(lambda: not files["host-b"][0].exists(), 30, what="host B's own cleanup")
     assert all(new.exists() for _, new in files.values())  # fresh files stay on both hosts
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
+
+
+@pytest.mark.usefixtures("object_store")
+def test_cleanup_deletes_the_store_parts_of_split_jobs_that_are_gone_and_keeps_the_rest(
+    bucket: str, s3: BaseClient, store_env: dict[str, str], start_worker: StartWorker, redis_client: redis.Redis,
+    tmp_path: Path,
+) -> None:
+    gone, running = (f"test-{uuid.uuid4().hex[:12]}" for _ in range(2))
+    keys = sorted([f"out/split-{gone}/part0000.mkv", f"out/split-{gone}/part0001.mkv", f"out/split-{gone}/audio.mka",
+                   f"out/split-{running}/part0000.mkv",
+                   "out/split-notes.txt",  # an object, not a split's prefix
+                   f"out/{gone}/transcode-vp9.webm",  # the job's output
+                   f"elsewhere/split-{gone}/part0000.mkv"])  # outside OUTPUT_URL
+    for key in keys:
+        s3.put_object(Bucket=bucket, Key=key, Body=b"part")
+    redis_client.set(f"split_transcode:{running}", "{}", ex=600)  # the running job's plan record
+    nodes = {}
+    for age in ("3600", "0"):
+        env = {**store_env, **_host_dirs(tmp_path / f"host-{age}"), "OUTPUT_URL": f"s3://{bucket}/out/",
+               "CLEANUP_PARTIAL_AGE_S": age, "RESOURCE_MONITOR_ON_WORKERS": "false"}
+        nodes[age] = str(start_worker("video", name=f"sweep-{age}", queues=["maintenance"], **env).extra["hostname"])
+
+    def stored() -> list[str]:
+        return sorted(o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents", []))
+
+    try:
+        young = cleanup_task.apply_async(kwargs={}, queue=worker_direct(nodes["3600"])).get(timeout=60)
+        assert young["failed"] == [] and stored() == keys, "parts changed within the hour stay"
+        due = cleanup_task.apply_async(kwargs={}, queue=worker_direct(nodes["0"])).get(timeout=60)
+    finally:
+        redis_client.delete(f"split_transcode:{running}")
+    assert due["failed"] == []
+    assert stored() == [key for key in keys if not key.startswith(f"out/split-{gone}/")]
