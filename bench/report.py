@@ -20,6 +20,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ COMMANDS: dict[str, list[str]] = {
     "render": ["bench.render"],
     "transcode": ["bench.transcode"],
     "split_transcode": ["bench.split_transcode", "--duration", "60"],
+    "split_overhead": ["bench.split_overhead"],
     "leases": ["bench.leases"],
     "console": ["bench.console"],
     "storage": ["bench.storage", "--runs", "1", "--transfer-runs", "3"],
@@ -137,16 +139,18 @@ def transcode_rows(doc: dict[str, Any]) -> list[Row]:
              "plain FFmpeg " + ", ".join(f"{r['plain_s']:.1f} s" for r in rows))]
 
 
-def split_transcode_rows(doc: dict[str, Any]) -> list[Row]:
+def _split_rows(name: str, doc: dict[str, Any]) -> list[Row]:
     source = doc["input"]
     rows = []
     for r in doc["rows"]:
         checks = "frames, duration and seams checked" if r["verified"] else "VERIFICATION FAILED"
+        runs = r.get("runs", 1)
+        rounds = f"median of {runs} alternating rounds, " if runs > 1 else ""
         rows.append((
             f"Split transcode, {source['seconds']:.0f} s {source['size']} → {r['codec'].upper()}, "
-            f"{r['workers']} segment worker(s) ({_cmd('split_transcode')}, load {r['load_average_1m']:.1f})",
-            f"{r['split_s']:.1f} s in {r['parts']} parts: ×{r['ratio']:.2f} wall, ×{r['cpu_ratio']:.2f} CPU of one "
-            f"plain encode; {checks}",
+            f"{r['workers']} segment worker(s) ({_cmd(name)}, load {r['load_average_1m']:.1f})",
+            f"{rounds}{r['split_s']:.1f} s in {r['parts']} parts: ×{r['ratio']:.2f} wall, ×{r['cpu_ratio']:.2f} CPU "
+            f"of one plain encode; {checks}",
             f"plain FFmpeg {r['plain_s']:.1f} s",
         ))
     return rows
@@ -290,8 +294,9 @@ def telemetry_rows(doc: dict[str, Any]) -> list[Row]:
 
 FORMATTERS: dict[str, Callable[[dict[str, Any]], list[Row]]] = {
     "captions": captions_rows, "webhooks": webhooks_rows, "winners": winners_rows, "decisions": decisions_rows,
-    "render": render_rows, "transcode": transcode_rows, "split_transcode": split_transcode_rows,
-    "leases": leases_rows, "console": console_rows, "storage": storage_rows, "metrics": metrics_rows,
+    "render": render_rows, "transcode": transcode_rows, "split_transcode": partial(_split_rows, "split_transcode"),
+    "split_overhead": partial(_split_rows, "split_overhead"), "leases": leases_rows, "console": console_rows,
+    "storage": storage_rows, "metrics": metrics_rows,
     "telemetry": telemetry_rows,
 }
 

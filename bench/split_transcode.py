@@ -14,10 +14,15 @@ each seam's first frame sits where the input has it (half a frame of rounding). 
 over plain wall time (targets: ≤ 1.10 with 1 worker on this 2-core machine; ≥ 2.5x faster with 4 workers on a
 16-core host). The load average is recorded with each row: the machine is shared.
 
-    .venv/bin/python -m bench.split_transcode [--duration 600] [--codecs vp9 av1] [--workers 1 2 4] [--quick]
+With ``--runs N`` each codec gets N rounds of the plain encode and of each split, the plain encode first in
+even rounds and last in odd ones, and each row gives the medians (``bench.split_overhead`` runs the one-worker
+overhead that way: 5 rounds of a 60 s input). One round of the 10-minute input takes over an hour on 2 cores.
+
+    .venv/bin/python -m bench.split_transcode [--duration 600] [--codecs vp9 av1] [--workers 1 2 4] [--runs 1]
+                                              [--quick]
 
 Prints a table and writes bench/results/split_transcode.json (``--output PATH`` elsewhere). ``--quick`` (20 s
-at 640x360, VP9, 1 and 2 workers, 5 s parts) writes nothing unless ``--output`` is given.
+at 640x360, VP9, the first two worker counts, 5 s parts) writes nothing unless ``--output`` is given.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import subprocess
 import time
 import uuid
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 from bench._common import (
@@ -37,6 +43,7 @@ from bench._common import (
     output_path,
     pool_cpu_s,
     print_table,
+    run_lists,
     timed_command,
     video_bench,
     write_results,
@@ -127,25 +134,49 @@ def split_layout(source: Path, env: dict[str, str]) -> list[tuple[float, int]]:
 
 
 def measure(args: argparse.Namespace, source: Path, env: dict[str, str], work: Path) -> list[dict[str, Any]]:
+    """``args.runs`` rounds per codec of one plain encode and one split encode per worker count, the plain one
+    first in even rounds and last in odd ones; each row gives the medians of its rounds."""
     source_times = packet_times(source)
-    frame_s = 1 / args.fps
     rows = []
     for codec in args.codecs:
         fmt = {**FORMATS[codec], "preset": args.preset}
         target = work / f"plain-{codec}.{fmt['container']}"
-        plain_s, plain_cpu = timed_command(plain_command(source, fmt, target), target)
-        for workers in args.workers:
-            wall, cpu, result, parts = split_run(source, fmt, workers, env, work)
-            output = Path(result["output_path"])
-            problems = check_output(output, source_times, frame_s, parts)
-            output.unlink(missing_ok=True)
-            rows.append({"codec": codec, "container": fmt["container"], "preset": args.preset, "workers": workers,
-                         "parts": result.get("parts"), "plain_s": round(plain_s, 3), "plain_cpu_s": round(plain_cpu, 3),
-                         "split_s": round(wall, 3), "split_cpu_s": round(cpu, 3), "ratio": round(wall / plain_s, 3),
-                         "cpu_ratio": round(cpu / plain_cpu, 3), "frames": len(source_times),
-                         "verified": not problems, "problems": problems, "load_average_1m": load_average_1m()})
+        plain: dict[str, list[float]] = {"wall": [], "cpu": []}
+        split: dict[int, dict[str, Any]] = {n: {"wall": [], "cpu": [], "problems": [], "parts": None}
+                                            for n in args.workers}
+        for run in range(args.runs):
+            for side in ["plain", *args.workers] if run % 2 == 0 else [*args.workers, "plain"]:
+                if side == "plain":
+                    wall, cpu = timed_command(plain_command(source, fmt, target), target)
+                    plain["wall"].append(wall)
+                    plain["cpu"].append(cpu)
+                    continue
+                wall, cpu, result, parts = split_run(source, fmt, int(side), env, work)
+                output = Path(result["output_path"])
+                found = split[int(side)]
+                found["problems"] += check_output(output, source_times, 1 / args.fps, parts)
+                output.unlink(missing_ok=True)
+                found["wall"].append(wall)
+                found["cpu"].append(cpu)
+                found["parts"] = result.get("parts")
+        for workers, found in split.items():
+            rows.append(row(codec, fmt, workers, plain, found, len(source_times)))
             show(rows[-1:])
     return rows
+
+
+def row(codec: str, fmt: dict[str, Any], workers: int, plain: dict[str, list[float]], found: dict[str, Any],
+        frames: int) -> dict[str, Any]:
+    plain_s, plain_cpu = median(plain["wall"]), median(plain["cpu"])
+    split_s, split_cpu = median(found["wall"]), median(found["cpu"])
+    return {"codec": codec, "container": fmt["container"], "preset": fmt["preset"], "workers": workers,
+            "parts": found["parts"], "runs": len(found["wall"]), "plain_s": round(plain_s, 3),
+            "plain_cpu_s": round(plain_cpu, 3), "split_s": round(split_s, 3), "split_cpu_s": round(split_cpu, 3),
+            "ratio": round(split_s / plain_s, 3), "cpu_ratio": round(split_cpu / plain_cpu, 3),
+            **run_lists({"plain_s": plain["wall"], "plain_cpu_s": plain["cpu"], "split_s": found["wall"],
+                         "split_cpu_s": found["cpu"]}),
+            "frames": frames, "verified": not found["problems"], "problems": found["problems"],
+            "load_average_1m": load_average_1m()}
 
 
 def show(rows: list[dict[str, Any]]) -> None:
@@ -156,18 +187,22 @@ def show(rows: list[dict[str, Any]]) -> None:
                  f"{r['load_average_1m']:>5.1f}" for r in rows])
 
 
-def main() -> None:
+def main(results: Path = RESULTS, **defaults: Any) -> None:
+    """Run the benchmark from the command line; ``defaults`` override the options' defaults (for
+    ``bench.split_overhead``, which writes ``results`` of its own)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--duration", type=float, default=600.0, help="seconds of input")
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--fps", type=int, default=30)
     parser.add_argument("--codecs", nargs="+", choices=sorted(FORMATS), default=["vp9", "av1"])
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    parser.add_argument("--runs", type=int, default=1, help="alternating rounds (plain first in even rounds)")
     parser.add_argument("--segment-s", type=float, default=60.0, help="SPLIT_SEGMENT_S of the workers")
     parser.add_argument("--preset", default="veryfast")
-    add_run_options(parser, "20 s at 640x360, VP9, 1 and 2 workers, 5 s parts")
+    parser.set_defaults(**defaults)
+    add_run_options(parser, "20 s at 640x360, VP9, 5 s parts")
     args = parser.parse_args()
-    apply_quick(parser, args, duration=20.0, size="640x360", codecs=["vp9"], workers=[1, 2], segment_s=5.0)
+    apply_quick(parser, args, duration=20.0, size="640x360", codecs=["vp9"], workers=args.workers[:2], segment_s=5.0)
     segment_s = min(args.segment_s, args.duration / 4)
     extra = {"SPLIT_MIN_S": str(max(1.0, args.duration / 2)), "SPLIT_SEGMENT_S": str(segment_s),
              "TRANSCODE_TIMEOUT": str(TASK_TIMEOUT_S)}
@@ -176,8 +211,8 @@ def main() -> None:
         rows = measure(args, source, env, work)
         print()
         show(rows)
-        write_results(output_path(args, RESULTS), rows, input={"seconds": args.duration, "size": args.size,
-                                                                "fps": args.fps, "segment_s": segment_s})
+        write_results(output_path(args, results), rows, input={"seconds": args.duration, "size": args.size,
+                                                               "fps": args.fps, "segment_s": segment_s})
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ def test_make_bench_runs_the_readme_commands() -> None:
 
 
 @pytest.mark.parametrize("script", ["captions", "webhooks", "winners", "decisions", "render", "transcode",
-                                    "split_transcode", "leases", "console"])
+                                    "split_transcode", "split_overhead", "leases", "console"])
 def test_every_benchmark_offers_quick_and_output(script: str) -> None:
     done = subprocess.run([sys.executable, "-m", f"bench.{script}", "--help"], cwd=ROOT, capture_output=True, text=True,
                           timeout=120, check=True)
