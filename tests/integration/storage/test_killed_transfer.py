@@ -16,8 +16,9 @@ import pytest
 from botocore.client import BaseClient
 
 from geminivideo import procs
-from geminivideo.video.tasks import cleanup_task, transcode_task
+from geminivideo.video.tasks import transcode_task
 from tests.conftest import StartWorker
+from tests.integration.storage.support import clean_until, killable_host, rescued
 from tests.support import faults
 from tests.support.objectstore import SlowLink, StoreHandle
 
@@ -42,15 +43,12 @@ def test_worker_killed_mid_download_next_attempt_starts_clean(
     tmp_path: Path,
 ) -> None:
     s3.upload_file(str(_raw_video(tmp_path / "raw.mkv")), bucket, "in/raw.mkv")
-    dirs = {k: str(tmp_path / "host" / k.lower()) for k in ("TEMP_DIR", "RENDER_DIR", "PREVIEW_DIR")}
-    temp_dir = Path(dirs["TEMP_DIR"])
-    env = {**store_env, **dirs, "MEDIA_ROOTS": ":".join(dirs.values()), "TRANSCODE_TIMEOUT": "15",
-           "VISIBILITY_MARGIN_S": "5", "UNACKED_RESTORE_INTERVAL_S": "1", "IN_USE_LEASE_S": "3",
-           "CLEANUP_PARTIAL_AGE_S": "0", "RESOURCE_MONITOR_ON_WORKERS": "false"}
+    host = killable_host(tmp_path, store_env, transcode_timeout_s=15)
+    temp_dir = host.folder("TEMP_DIR")
     link = SlowLink(object_store.port, RATE)
     try:
         first = start_worker("video", name="slow", queues=["transcode_queue"],
-                             **{**env, "S3_ENDPOINT_URL": link.endpoint})
+                             **{**host.env, "S3_ENDPOINT_URL": link.endpoint})
         sent = transcode_task.apply_async(args=[f"s3://{bucket}/in/raw.mkv", {"codec": "h264"}],
                                           kwargs={"output_url": f"s3://{bucket}/out/"})
         procs.wait_until(lambda: any(p.stat().st_size > 1_000_000 for p in _staged(temp_dir)), 60,
@@ -60,16 +58,10 @@ def test_worker_killed_mid_download_next_attempt_starts_clean(
         link.close()
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="out/")  # nothing visible
 
-    rescuer = start_worker("video", name="rescuer", queues=["maintenance", "transcode_queue"], **env)
-    try:
-        result = sent.get(timeout=150)  # redelivered after transcode_queue's visibility timeout (~50 s)
-    except Exception as exc:
-        raise AssertionError(f"{exc!r}\n{rescuer.log_tail(40)}") from exc
+    result = rescued(start_worker, host, sent, timeout_s=150)
 
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="out/")["Contents"]]
     assert keys == ["out/transcode-h264.mp4"] and result["output_url"] == f"s3://{bucket}/out/transcode-h264.mp4"
     assert s3.list_multipart_uploads(Bucket=bucket).get("Uploads", []) == []
-    procs.wait_until(lambda: (cleanup_task.apply_async(kwargs={}, queue="maintenance").get(timeout=30),
-                              not list(temp_dir.iterdir()))[1], 30, interval_s=2,
-                     what="cleanup of the killed attempt's scratch after its lease ran out")
-    assert not any(Path(dirs["RENDER_DIR"]).iterdir())
+    clean_until(lambda: not list(temp_dir.iterdir()), "cleanup of the killed attempt's scratch after its lease ran out")
+    assert not any(host.folder("RENDER_DIR").iterdir())

@@ -20,8 +20,9 @@ from botocore.client import BaseClient
 from geminivideo import procs
 from geminivideo.contracts import CleanupJob
 from geminivideo.video.housekeeping.cleanup import cleanup
-from geminivideo.video.tasks import cleanup_task, transcode_task
+from geminivideo.video.tasks import transcode_task
 from tests.conftest import StartWorker
+from tests.integration.storage.support import clean_until, killable_host, rescued
 from tests.support import faults
 from tests.support.env import applied
 from tests.support.objectstore import SlowLink, StoreHandle
@@ -44,32 +45,24 @@ def _open_uploads(s3: BaseClient, bucket: str) -> list[str]:
     return [u["Key"] for u in s3.list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
 
 
-def _files(root: Path) -> list[Path]:
-    return [p for p in root.rglob("*") if p.is_file()]
-
-
 def test_worker_killed_mid_upload_leaves_no_object_and_next_attempt_replaces_it(
     bucket: str, s3: BaseClient, object_store: StoreHandle, store_env: dict[str, str], start_worker: StartWorker,
     tmp_path: Path,
 ) -> None:
     s3.upload_file(str(_noise_video(tmp_path / "noise.mkv")), bucket, "in/noise.mkv")
-    dirs = {k: str(tmp_path / "host" / k.lower()) for k in ("TEMP_DIR", "RENDER_DIR", "PREVIEW_DIR")}
-    host = Path(tmp_path / "host")
-    env = {**store_env, **dirs, "MEDIA_ROOTS": ":".join(dirs.values()), "TRANSCODE_TIMEOUT": "120",
-           "VISIBILITY_MARGIN_S": "5", "UNACKED_RESTORE_INTERVAL_S": "1", "IN_USE_LEASE_S": "3",
-           "CLEANUP_PARTIAL_AGE_S": "0", "RESOURCE_MONITOR_ON_WORKERS": "false"}
+    host = killable_host(tmp_path, store_env, transcode_timeout_s=120)
     link = SlowLink(object_store.port, up_rate_bytes_s=UP_RATE)
     try:
         first = start_worker("video", name="slow-up", queues=["transcode_queue"],
-                             **{**env, "S3_ENDPOINT_URL": link.endpoint})
+                             **{**host.env, "S3_ENDPOINT_URL": link.endpoint})
         sent = transcode_task.apply_async(args=[f"s3://{bucket}/in/noise.mkv", {"codec": "h264", "crf": 0}],
                                           kwargs={"output_url": f"s3://{bucket}/out/"})
         procs.wait_until(lambda: _open_uploads(s3, bucket) == [KEY], 180, interval_s=0.2,
                          what="the output's multipart upload under way")
         # Given a cleanup on this host while the upload runs (every age limit at zero), the output stays.
-        with applied(env):
+        with applied(host.env):
             swept = cleanup(CleanupJob(max_age_days=0))
-        uploading = _files(Path(dirs["RENDER_DIR"]))
+        uploading = [p for p in host.folder("RENDER_DIR").rglob("*") if p.is_file()]
         assert len(uploading) == 1 and uploading[0].stat().st_size > 16 * 1024 * 1024, (swept, uploading)
         assert swept.skipped_in_use >= 1 and swept.deleted_count == 0, swept
         assert first.alive() and _open_uploads(s3, bucket) == [KEY], "the upload ended before the kill"
@@ -79,11 +72,7 @@ def test_worker_killed_mid_upload_leaves_no_object_and_next_attempt_replaces_it(
     assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="out/")  # nothing visible at the key
     assert _open_uploads(s3, bucket) == [KEY]  # the killed attempt's upload is still open
 
-    rescuer = start_worker("video", name="rescuer", queues=["maintenance", "transcode_queue"], **env)
-    try:
-        result = sent.get(timeout=180)  # redelivered after transcode_queue's visibility timeout (~50 s)
-    except Exception as exc:
-        raise AssertionError(f"{exc!r}\n{rescuer.log_tail(40)}") from exc
+    result = rescued(start_worker, host, sent, timeout_s=180)
 
     listed = s3.list_objects_v2(Bucket=bucket, Prefix="out/")["Contents"]
     assert [o["Key"] for o in listed] == [KEY] and result["output_url"] == f"s3://{bucket}/{KEY}"
@@ -92,8 +81,6 @@ def test_worker_killed_mid_upload_leaves_no_object_and_next_attempt_replaces_it(
     assert stored["Metadata"]["task-id"] == sent.id and stored["Metadata"]["sha256"] == result["outputs"][0]["sha256"]
     assert _open_uploads(s3, bucket) == []  # the stale upload was aborted, not left to cost space
     try:
-        procs.wait_until(lambda: (cleanup_task.apply_async(kwargs={}, queue="maintenance").get(timeout=30),
-                                  not _files(host))[1], 30, interval_s=2,
-                         what="cleanup of the killed attempt's files after its lease ran out")
+        clean_until(lambda: not host.files(), "cleanup of the killed attempt's files after its lease ran out")
     except TimeoutError as exc:
-        raise AssertionError(f"{exc}; left on the host: {_files(host)}") from None
+        raise AssertionError(f"{exc}; left on the host: {host.files()}") from None
