@@ -8,46 +8,22 @@ HubSpot batch, the fatigue monitor, the winner index), the outputs exist, and no
 from __future__ import annotations
 
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
-import psutil
 import pytest
 
-from geminivideo import procs
+from tests.support.demo import demo_env, demo_processes, media_dirs, run_demo
 from tests.support.env import TestEnv as _TestEnv
-
-
-def demo_processes() -> list[psutil.Process]:
-    """Live processes started by a demo run (they carry GV_DEMO_RUN in their environment)."""
-    found = []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            if "GV_DEMO_RUN" in proc.environ() and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return found
 
 
 @pytest.mark.slow
 def test_demo_runs_every_step_and_leaves_nothing_running(test_env: _TestEnv, tmp_path: Path) -> None:
     root = tmp_path / "demo"
-    dirs = {"TEMP_DIR": root / "tmp", "RENDER_DIR": root / "renders", "PREVIEW_DIR": root / "previews"}
-    env = test_env.process_env(
-        REDIS_URL=f"redis://127.0.0.1:{procs.free_port()}/0",  # nobody answers: the demo starts its own
-        DATABASE_URL=f"sqlite:///{root / 'geminivideo.db'}",
-        WINNER_INDEX_PATH=str(root / "winner_index"),
-        MEDIA_ROOTS=":".join(str(p) for p in dirs.values()),
-        COLUMNS="200",
-        **{key: str(path) for key, path in dirs.items()},
-    )
-    env.pop("HUBSPOT_CLIENT_SECRET", None)  # embedded defaults: the demo signs with a secret of its own
+    dirs = media_dirs(root)
+    env = demo_env(test_env, root)  # embedded defaults: the demo signs with a secret of its own
     assert not demo_processes(), "a previous demo run left processes behind"
 
-    result = subprocess.run([sys.executable, "-m", "geminivideo.cli", "demo", "--workdir", str(root / "work")],
-                            env=env, capture_output=True, text=True, timeout=600)
+    result = run_demo(env, root)
 
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]

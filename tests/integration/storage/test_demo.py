@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -20,8 +18,7 @@ import psutil
 import pytest
 from botocore.client import BaseClient
 
-from geminivideo import procs
-from tests.e2e.test_demo import demo_processes
+from tests.support.demo import demo_env, demo_processes, run_demo
 from tests.support.env import TestEnv as HarnessEnv
 
 LINK = re.compile(r"^  (s3://\S+)\n    (https?://\S+)$", re.MULTILINE)
@@ -39,32 +36,15 @@ def _left_running(database_url: str) -> list[psutil.Process]:
     return found
 
 
-def _demo_env(test_env: HarnessEnv, store_env: dict[str, str], root: Path) -> dict[str, str]:
-    dirs = {"TEMP_DIR": root / "tmp", "RENDER_DIR": root / "renders", "PREVIEW_DIR": root / "previews"}
-    env = test_env.process_env(
-        **store_env,
-        REDIS_URL=f"redis://127.0.0.1:{procs.free_port()}/0",  # nobody answers: the demo starts its own
-        DATABASE_URL=f"sqlite:///{root / 'geminivideo.db'}",
-        WINNER_INDEX_PATH=str(root / "winner_index"),
-        MEDIA_ROOTS=":".join(str(p) for p in dirs.values()),
-        COLUMNS="200",
-        **{key: str(path) for key, path in dirs.items()},
-    )
-    for name in ("HUBSPOT_CLIENT_SECRET", "OUTPUT_URL", "INDEX_URL"):
-        env.pop(name, None)
-    return env
-
-
 @pytest.mark.slow
 def test_demo_through_the_store_stores_every_output_and_prints_links_that_download(
     test_env: HarnessEnv, bucket: str, s3: BaseClient, store_env: dict[str, str], tmp_path: Path,
 ) -> None:
     root = tmp_path / "demo"
-    env = _demo_env(test_env, store_env, root)
+    env = demo_env(test_env, root, **store_env)
     assert not _left_running(env["DATABASE_URL"]), "a previous demo run left processes behind"
 
-    done = subprocess.run([sys.executable, "-m", "geminivideo.cli", "demo", "--workdir", str(root / "work"),
-                           "--storage", f"s3://{bucket}/demo/"], env=env, capture_output=True, text=True, timeout=600)
+    done = run_demo(env, root, "--storage", f"s3://{bucket}/demo/")
 
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-6000:]
@@ -95,9 +75,7 @@ def test_demo_refuses_a_storage_option_that_is_not_an_s3_uri(
     test_env: HarnessEnv, store_env: dict[str, str], tmp_path: Path,
 ) -> None:
     root = tmp_path / "demo"
-    done = subprocess.run([sys.executable, "-m", "geminivideo.cli", "demo", "--workdir", str(root / "work"),
-                           "--storage", "https://bucket/demo/"], env=_demo_env(test_env, store_env, root),
-                          capture_output=True, text=True, timeout=120)
+    done = run_demo(demo_env(test_env, root, **store_env), root, "--storage", "https://bucket/demo/", timeout_s=120)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "--storage: 'https://bucket/demo/' is not an s3://bucket/key URI" in done.stderr
     assert "stopping the workers" not in done.stdout  # nothing was started
