@@ -10,31 +10,37 @@ Every task works in a folder of its own in TEMP_DIR (``split-<job id>-<step>-<ra
 registry while it runs and removed when it ends; the cleanup knows the ``split-`` prefix, so a killed worker's
 folder goes once it is older than CLEANUP_PARTIAL_AGE_S. The prefix in the store lives as long as the job's plan
 record in Redis: ``split_transcode.discard`` deletes both (after the stitch, a failure or a cancel), and the daily
-cleanup deletes ``split-`` prefixes under OUTPUT_URL whose job has no record any more (``sweep_orphans``).
+cleanup deletes ``split-`` prefixes whose job has no record any more (``sweep_orphans``): under OUTPUT_URL and
+under every folder a job put its prefix in (``split_store_bases`` in Redis, each folder scored by when a job last
+used it, so a job's own ``output_url`` folder is swept too; a folder no job used for a day is forgotten).
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
+import redis
 from botocore.client import BaseClient
 
 from geminivideo.config import get_settings
 from geminivideo.contracts import TranscodeJob
+from geminivideo.errors import GeminiVideoError
 from geminivideo.storage import transfer
 from geminivideo.storage.client import s3_client
-from geminivideo.storage.errors import storage_error
+from geminivideo.storage.errors import ObjectMissing, storage_error
 from geminivideo.storage.uri import ObjectUri, allowed, is_uri, parse
 from geminivideo.video.workspace import scratch_dir
 
 log = logging.getLogger(__name__)
 
 SCRATCH_PREFIX = "split-"
+BASES_KEY = "split_store_bases"  # sorted set: folders that split- prefixes went under, scored by their last use
 TRANSFER_THREADS = 4  # the splitter's parts go up a few at a time: the round trips overlap
 
 
@@ -56,6 +62,11 @@ def scratch_prefix(job: TranscodeJob, job_id: str) -> ObjectUri | None:
     else:
         return None
     return ObjectUri(base.bucket, f"{base.key}{SCRATCH_PREFIX}{job_id}/")  # base.key is "" or ends with "/"
+
+
+def remember_base(client: redis.Redis, prefix: ObjectUri) -> None:
+    """Note the folder ``prefix`` (a job's ``split-<job id>/``) lies in, so the daily sweep looks there too."""
+    client.zadd(BASES_KEY, {str(_folder_of(ObjectUri(prefix.bucket, prefix.key.rstrip("/")))): time.time()})
 
 
 def prefix_of(raw: str) -> ObjectUri:
@@ -99,14 +110,41 @@ def _newest_change(client: BaseClient, bucket: str, key: str) -> datetime | None
     return newest
 
 
-def sweep_orphans(live: Callable[[str], bool], older_than_s: float | None = None) -> int:
-    """Delete ``split-<job id>/`` prefixes under OUTPUT_URL whose job is not ``live`` and that nothing changed
-    for ``older_than_s`` (default CLEANUP_PARTIAL_AGE_S); return how many prefixes went."""
-    settings = get_settings()
-    if not settings.output_url:
-        return 0
-    base = _folder_of(allowed(settings.output_url, field="OUTPUT_URL"))
-    age = settings.cleanup_partial_age_s if older_than_s is None else older_than_s
+def _bases(client: redis.Redis) -> list[ObjectUri]:
+    """OUTPUT_URL's folder and every remembered one whose bucket is still allowed."""
+    output_url = get_settings().output_url
+    bases = [_folder_of(allowed(output_url, field="OUTPUT_URL"))] if output_url else []
+    for raw in client.zrange(BASES_KEY, 0, -1):
+        try:
+            base = allowed(str(raw), field="split base")
+        except GeminiVideoError:  # STORAGE_BUCKETS no longer names its bucket: nothing of ours may be touched
+            continue
+        if base not in bases:
+            bases.append(base)
+    return bases
+
+
+def sweep_orphans(client: redis.Redis, live: Callable[[str], bool], *, forget_after_s: float,
+                  older_than_s: float | None = None) -> int:
+    """Delete ``split-<job id>/`` prefixes (under OUTPUT_URL and the remembered folders) whose job is not ``live``
+    and that nothing changed for ``older_than_s`` (default CLEANUP_PARTIAL_AGE_S); return how many went. Then
+    forget the folders no job used for ``forget_after_s`` plus that age: every job there is over and swept."""
+    age = get_settings().cleanup_partial_age_s if older_than_s is None else older_than_s
+    started, swept, failed = time.time(), 0, []
+    for base in _bases(client):
+        try:
+            swept += _sweep_base(base, live, age)
+        except ObjectMissing:  # its bucket is gone, and with it every part that was there
+            client.zrem(BASES_KEY, str(base))
+        except GeminiVideoError as exc:  # the other folders are still swept; this one again tomorrow
+            failed.append(exc)
+    client.zremrangebyscore(BASES_KEY, "-inf", started - forget_after_s - age)
+    if failed:
+        raise failed[0]
+    return swept
+
+
+def _sweep_base(base: ObjectUri, live: Callable[[str], bool], age: float) -> int:
     client = s3_client()
     now, swept = datetime.now(UTC), 0
     try:

@@ -217,6 +217,8 @@ def prepare(job: TranscodeJob, job_id: str, client: redis.Redis,
     if not wants_split(info):
         return None
     store = split_store.scratch_prefix(job, job_id)
+    if store is not None:  # before any part goes up: a splitter killed mid-upload leaves them where cleanup looks
+        split_store.remember_base(client, store)
     scratch = scratch_path(job_id)
     scratch.mkdir(parents=True, exist_ok=True)
     try:

@@ -5,9 +5,11 @@ RENDER_DIR, PREVIEW_DIR) and a multipart upload a killed task left under OUTPUT_
 ``cleanup_task(all_hosts=True)`` reaches host A, then A hands it to B through B's direct queue, both
 hosts' old files are gone, fresh ones stay, and the stale upload is aborted.
 
-Given split-transcode parts in the store under ``<OUTPUT_URL>split-<job id>/`` of a job whose plan record is
-gone (a killed stitch) and of a job still running, when cleanup runs, then the gone job's prefix is deleted
-once nothing in it changed for CLEANUP_PARTIAL_AGE_S, and the running job's parts and every other object stay.
+Given split-transcode parts in the store under ``<OUTPUT_URL>split-<job id>/`` and under another folder a split
+job used (remembered in ``split_store_bases``) of a job whose plan record is gone (a killed stitch), and parts of
+a job still running, when cleanup runs, then the gone job's prefixes are deleted once nothing in them changed
+for CLEANUP_PARTIAL_AGE_S, the running job's parts and every other object stay, and a folder no job used for
+longer than a plan record lives is forgotten.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from botocore.client import BaseClient
 from celery.utils.nodenames import worker_direct
 
 from geminivideo import procs
+from geminivideo.video.split_store import BASES_KEY
 from geminivideo.video.tasks import cleanup_task
 from tests.conftest import StartWorker
 
@@ -76,13 +79,16 @@ def test_cleanup_deletes_the_store_parts_of_split_jobs_that_are_gone_and_keeps_t
 ) -> None:
     gone, running = (f"test-{uuid.uuid4().hex[:12]}" for _ in range(2))
     keys = sorted([f"out/split-{gone}/part0000.mkv", f"out/split-{gone}/part0001.mkv", f"out/split-{gone}/audio.mka",
+                   f"custom/split-{gone}/part0000.mkv",  # under the folder of a job's own output_url
                    f"out/split-{running}/part0000.mkv",
                    "out/split-notes.txt",  # an object, not a split's prefix
                    f"out/{gone}/transcode-vp9.webm",  # the job's output
-                   f"elsewhere/split-{gone}/part0000.mkv"])  # outside OUTPUT_URL
+                   f"elsewhere/split-{gone}/part0000.mkv"])  # a folder no split job used
     for key in keys:
         s3.put_object(Bucket=bucket, Key=key, Body=b"part")
     redis_client.set(f"split_transcode:{running}", "{}", ex=600)  # the running job's plan record
+    custom, old = f"s3://{bucket}/custom/", f"s3://{bucket}/old/"
+    redis_client.zadd(BASES_KEY, {custom: time.time(), old: time.time() - 3 * DAY_S})  # as splitters record them
     nodes = {}
     for age in ("3600", "0"):
         env = {**store_env, **_host_dirs(tmp_path / f"host-{age}"), "OUTPUT_URL": f"s3://{bucket}/out/",
@@ -95,8 +101,10 @@ def test_cleanup_deletes_the_store_parts_of_split_jobs_that_are_gone_and_keeps_t
     try:
         young = cleanup_task.apply_async(kwargs={}, queue=worker_direct(nodes["3600"])).get(timeout=60)
         assert young["failed"] == [] and stored() == keys, "parts changed within the hour stay"
+        assert redis_client.zscore(BASES_KEY, old) is None and redis_client.zscore(BASES_KEY, custom) is not None
         due = cleanup_task.apply_async(kwargs={}, queue=worker_direct(nodes["0"])).get(timeout=60)
     finally:
         redis_client.delete(f"split_transcode:{running}")
+        redis_client.zrem(BASES_KEY, custom, old)
     assert due["failed"] == []
-    assert stored() == [key for key in keys if not key.startswith(f"out/split-{gone}/")]
+    assert stored() == [key for key in keys if f"/split-{gone}/" not in key or key.startswith("elsewhere/")]

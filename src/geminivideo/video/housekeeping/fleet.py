@@ -81,7 +81,8 @@ def _sweep_split_scratch() -> None:
     from geminivideo.video import split_store, split_transcode
 
     client = get_redis()
-    swept = split_store.sweep_orphans(lambda job_id: split_transcode.is_live(client, job_id))
+    swept = split_store.sweep_orphans(client, lambda job_id: split_transcode.is_live(client, job_id),
+                                      forget_after_s=split_transcode.PLAN_TTL_S)
     if swept:
         log.info("cleanup: deleted the store parts of %d finished split transcodes", swept)
 
