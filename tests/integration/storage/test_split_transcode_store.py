@@ -4,50 +4,50 @@ through the store (``<output prefix>/split-<job id>/``), not through a shared TE
 Given a 10-second clip with a keyframe every second in a fresh bucket and workers with SPLIT_MIN_S=3 and
 SPLIT_SEGMENT_S=2 (five parts), when it is transcoded to an ``s3://`` output, then the stored output is frame-exact
 (frame count, duration, mediainfo, mkvinfo), both workers encoded parts, and neither the job's prefix in the
-store nor a ``split-`` folder in TEMP_DIR is left; a part whose worker is killed with SIGKILL is redelivered
-and the output is still frame-exact; a cancelled job's parts stop and its prefix is deleted.
+store nor a ``split-`` folder in TEMP_DIR is left (the folder the prefix was in is remembered for the daily
+sweep); a part whose worker is killed with SIGKILL is redelivered and the output is still frame-exact; a
+cancelled job's parts stop and its prefix is deleted.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 import redis
 from botocore.client import BaseClient
 
 from geminivideo import client as job_client
 from geminivideo import procs
-from geminivideo.contracts import QueueName, TaskStatus
-from geminivideo.video.split_transcode import part_task_id
+from geminivideo.contracts import TaskStatus
+from geminivideo.video.split_store import BASES_KEY
 from geminivideo.video.tasks import transcode_task
-from tests.integration.video.support import ffmpeg_processes, run, send, wait_no_ffmpeg, wait_status
+from tests.conftest import StartWorker
+from tests.integration.video.support import (
+    kill_part_mid_encode,
+    part_workers,
+    pool_child_running,
+    run,
+    send,
+    start_split_workers,
+    wait_no_ffmpeg,
+    wait_status,
+)
 from tests.support import media
 from tests.support.env import TestEnv as HarnessEnv
 
 pytestmark = pytest.mark.slow
 
-SPLIT_ENV = {"SPLIT_MIN_S": "3", "SPLIT_SEGMENT_S": "2"}
 SplitWorkers = Callable[[int], str]
 
 
 @pytest.fixture
-def split_workers(start_worker: Callable[..., procs.ManagedProcess], store_env: dict[str, str]) -> SplitWorkers:
-    """Start ``n`` transcode workers (concurrency 1) that reach the store; return the job queue's name (private,
-    so no other worker takes the job; its parts go to ``transcode_queue`` as in production)."""
-
-    def _start(n: int) -> str:
-        queue = f"split-store-{uuid.uuid4().hex[:8]}"
-        for i in range(n):
-            start_worker("video", queues=[queue, str(QueueName.TRANSCODE)], concurrency=1, name=f"split-s3-{i}",
-                         **SPLIT_ENV, **store_env)
-        return queue
-
-    return _start
+def split_workers(start_worker: StartWorker, store_env: dict[str, str]) -> SplitWorkers:
+    """Start ``n`` transcode workers (concurrency 1) that split long inputs and reach the store; return the job
+    queue's name."""
+    return lambda n: start_split_workers(start_worker, n, "split-s3", **store_env)
 
 
 def _source(s3: BaseClient, bucket: str, tmp_path: Path, size: str) -> str:
@@ -90,15 +90,11 @@ def test_split_of_an_s3_input_to_an_s3_output_across_two_workers_is_frame_exact(
     output = _download(result["download_url"], tmp_path / "web.webm")
     media.assert_like_single_encode(output, tmp_path / "source.mp4")
     assert result["audio_codec"] == "opus"
-    workers = {str(transcode_task.AsyncResult(part_task_id(outcome.result.id, i)).worker) for i in range(5)}
+    workers = part_workers(transcode_task, outcome.result.id, 5)
     assert len(workers) == 2, f"both workers should have encoded parts: {workers}"
     assert _keys(s3, bucket, "jobs/") == ["jobs/s1/web.webm"], "the job's split- prefix should be deleted"
+    assert redis_client.zscore(BASES_KEY, f"s3://{bucket}/jobs/s1/") is not None, "cleanup should know the folder"
     assert _split_folders(test_env) == folders_before
-
-
-def _pool_child_running(marker: str) -> psutil.Process:
-    procs.wait_until(lambda: bool(ffmpeg_processes(marker)), 120, interval_s=0.05, what=f"FFmpeg for {marker}")
-    return ffmpeg_processes(marker)[0].parent()
 
 
 def test_part_whose_worker_is_killed_is_redelivered_and_the_stored_output_stays_frame_exact(
@@ -107,18 +103,12 @@ def test_part_whose_worker_is_killed_is_redelivered_and_the_stored_output_stays_
     queue = split_workers(2)
     source = _source(s3, bucket, tmp_path, "640x360")
     fmt = {"codec": "h264", "container": "mkv", "preset": "slower"}  # a part takes seconds: time to kill it
-    result, listener = send(redis_client, transcode_task, source, fmt, output_url=f"s3://{bucket}/jobs/k1/",
-                            queue=queue)
-    try:
-        child = _pool_child_running(f"split-{result.id}-part0002-")  # the part task's own folder
-        child.kill()  # kill -9 of the pool process mid-part; its FFmpeg dies with it (PDEATHSIG)
-        value = result.get(timeout=300)
-    finally:
-        listener.close()
-    assert transcode_task.AsyncResult(part_task_id(result.id, 2)).state == "SUCCESS"
+    job_id, value = kill_part_mid_encode(redis_client, transcode_task, source, fmt, queue=queue,
+                                         marker=lambda job_id: f"split-{job_id}-part0002-",  # the part's own folder
+                                         output_url=f"s3://{bucket}/jobs/k1/")
     assert value["output_url"] == f"s3://{bucket}/jobs/k1/transcode-h264.mkv"
     media.assert_like_single_encode(_download(value["download_url"], tmp_path / "out.mkv"), tmp_path / "source.mp4")
-    assert _keys(s3, bucket, f"jobs/k1/split-{result.id}/") == []
+    assert _keys(s3, bucket, f"jobs/k1/split-{job_id}/") == []
 
 
 def test_cancelling_a_store_split_job_stops_its_parts_and_deletes_its_prefix(
@@ -134,7 +124,7 @@ def test_cancelling_a_store_split_job_stops_its_parts_and_deletes_its_prefix(
     prefix = f"jobs/c1/split-{result.id}/"
     try:
         wait_status(redis_client, result.id, [TaskStatus.PROCESSING], timeout_s=120, min_progress=5.0)
-        _pool_child_running(f"split-{result.id}-part")
+        pool_child_running(f"split-{result.id}-part")
         assert len(_keys(s3, bucket, prefix)) >= 5, "the split parts should be in the store"
         state = job_client.cancel(result.id)
         assert state.status is TaskStatus.CANCELLED

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,9 +14,11 @@ import redis
 from celery import Task
 from celery.result import AsyncResult
 
-from geminivideo.contracts import ProgressEvent, TaskStatus
+from geminivideo import procs
+from geminivideo.contracts import ProgressEvent, QueueName, TaskStatus
 from geminivideo.progress import progress_channel, read_status
 from geminivideo.video.ffmpeg import is_partial
+from geminivideo.video.split_transcode import part_task_id
 
 FINAL = {TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED}
 
@@ -147,3 +149,47 @@ def partial_files(*folders: Path) -> list[Path]:
 
 def entries(folder: Path) -> set[str]:
     return {p.name for p in folder.iterdir()} if folder.exists() else set()
+
+
+# ─── split-and-stitch jobs ────────────────────────────────────────────────────────────────────────
+SPLIT_ENV = {"SPLIT_MIN_S": "3", "SPLIT_SEGMENT_S": "2"}  # a 10 s clip with a keyframe a second: five parts
+
+
+def start_split_workers(start_worker: Callable[..., procs.ManagedProcess], n: int, name: str,
+                        **env: str) -> str:
+    """Start ``n`` transcode workers (concurrency 1) that split long inputs; return the job's queue: private to
+    the test, so no session worker with the default SPLIT_MIN_S takes the job (its parts go to
+    ``transcode_queue`` as in production)."""
+    queue = f"{name}-{uuid.uuid4().hex[:8]}"
+    for i in range(n):
+        start_worker("video", queues=[queue, str(QueueName.TRANSCODE)], concurrency=1, name=f"{name}{i}",
+                     **SPLIT_ENV, **env)
+    return queue
+
+
+def part_workers(task: Task, job_id: str, parts: int) -> set[str]:
+    """Which workers encoded the parts (result_extended stores the worker's name with each result)."""
+    return {str(task.AsyncResult(part_task_id(job_id, i)).worker) for i in range(parts)}
+
+
+def pool_child_running(marker: str) -> psutil.Process:
+    """The pool process whose FFmpeg names ``marker``, once one runs."""
+    procs.wait_until(lambda: bool(ffmpeg_processes(marker)), 120, interval_s=0.05, what=f"FFmpeg for {marker}")
+    return ffmpeg_processes(marker)[0].parent()
+
+
+def kill_part_mid_encode(client: redis.Redis, task: Task, source: str, fmt: dict[str, Any], *, queue: str,
+                         marker: Callable[[str], str], while_retried: Callable[[str], None] = lambda job_id: None,
+                         **kwargs: Any) -> tuple[str, dict[str, Any]]:
+    """Send a split job, ``kill -9`` the pool process encoding part 2 (its FFmpeg names ``marker(job id)`` and
+    dies with it by PDEATHSIG), run ``while_retried(job id)``, then wait for the job. Checks that part 2 was
+    redelivered and succeeded; returns the job's id and result."""
+    result, listener = send(client, task, source, fmt, queue=queue, **kwargs)
+    try:
+        pool_child_running(marker(result.id)).kill()
+        while_retried(result.id)
+        value: dict[str, Any] = result.get(timeout=300)
+    finally:
+        listener.close()
+    assert task.AsyncResult(part_task_id(result.id, 2)).state == "SUCCESS"
+    return result.id, value

@@ -10,27 +10,34 @@ SPLIT_MIN_S cannot take the job and encode it in one piece.
 
 from __future__ import annotations
 
+import contextlib
+import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 import redis
+from celery.result import AsyncResult
 
 from geminivideo import client as job_client
 from geminivideo import procs
-from geminivideo.contracts import QueueName, TaskStatus
+from geminivideo.contracts import TaskStatus
+from geminivideo.video.housekeeping.inuse import IN_USE_KEY
 from geminivideo.video.split_transcode import part_task_id
 from geminivideo.video.tasks import transcode_task
+from tests.conftest import StartWorker
 from tests.integration.video.support import (
     assert_progress_protocol,
     entries,
-    ffmpeg_processes,
+    kill_part_mid_encode,
+    part_workers,
     partial_files,
+    pool_child_running,
     run,
     send,
+    start_split_workers,
     wait_no_ffmpeg,
     wait_status,
 )
@@ -41,26 +48,28 @@ SplitWorkers = Callable[[int], str]
 
 pytestmark = pytest.mark.slow
 
-SPLIT_ENV = {"SPLIT_MIN_S": "3", "SPLIT_SEGMENT_S": "2"}
+
+def _clip(test_env: HarnessEnv, name: str, size: str = "640x360", audio: bool = True) -> Path:
+    """A fresh 10-second clip with a keyframe every second in the test's media folder."""
+    return media.make_keyframed_source(test_env.media_dir / f"{name}-{uuid.uuid4().hex[:6]}.mp4", duration_s=10,
+                                       size=size, audio=audio)
+
+
+@contextlib.contextmanager
+def _split_under_way(client: redis.Redis, queue: str, source: Path, fmt: dict[str, Any]) -> Iterator[AsyncResult]:
+    """Send the job; yield it once it reports progress past the split (the parts are being encoded)."""
+    result, listener = send(client, transcode_task, str(source), fmt, queue=queue)
+    try:
+        wait_status(client, result.id, [TaskStatus.PROCESSING], timeout_s=120, min_progress=5.0)
+        yield result
+    finally:
+        listener.close()
 
 
 @pytest.fixture
-def split_workers(start_worker: Callable[..., procs.ManagedProcess]) -> Callable[[int], str]:
+def split_workers(start_worker: StartWorker) -> SplitWorkers:
     """Start ``n`` transcode workers (concurrency 1) that split long inputs; return the job queue's name."""
-
-    def _start(n: int) -> str:
-        queue = f"split-test-{uuid.uuid4().hex[:8]}"
-        for i in range(n):
-            start_worker("video", queues=[queue, str(QueueName.TRANSCODE)], concurrency=1, name=f"split{i}",
-                         **SPLIT_ENV)
-        return queue
-
-    return _start
-
-
-def _part_workers(job_id: str, parts: int) -> set[str]:
-    """Which workers encoded the parts (result_extended stores the worker's name with each result)."""
-    return {str(transcode_task.AsyncResult(part_task_id(job_id, i)).worker) for i in range(parts)}
+    return lambda n: start_split_workers(start_worker, n, "split-test")
 
 
 @pytest.mark.parametrize(("fmt", "audio"), [({"codec": "vp9", "container": "webm", "preset": "veryfast"}, True),
@@ -70,8 +79,7 @@ def _part_workers(job_id: str, parts: int) -> set[str]:
 def test_split_across_two_workers_matches_a_single_encode(fmt: dict[str, Any], audio: bool, split_workers: SplitWorkers,
                                                           redis_client: redis.Redis, test_env: HarnessEnv) -> None:
     queue = split_workers(2)
-    source = media.make_keyframed_source(test_env.media_dir / f"split-{uuid.uuid4().hex[:6]}.mp4",
-                                         duration_s=10, size="320x240", audio=audio)
+    source = _clip(test_env, "split", "320x240", audio)
     temp_before = entries(test_env.temp_dir)
     outcome = run(redis_client, transcode_task, str(source), fmt, queue=queue, timeout_s=240)
     assert outcome.error is None, outcome.error
@@ -80,52 +88,44 @@ def test_split_across_two_workers_matches_a_single_encode(fmt: dict[str, Any], a
     output = Path(result["output_path"])
     media.assert_like_single_encode(output, source)
     assert (result["audio_codec"] is not None) is audio
-    assert len(_part_workers(outcome.result.id, 5)) == 2, "both workers should have encoded parts"
+    assert len(part_workers(transcode_task, outcome.result.id, 5)) == 2, "both workers should have encoded parts"
     assert_progress_protocol(outcome.events, TaskStatus.COMPLETED)
     assert any("parts" in e.message for e in outcome.events), [e.message for e in outcome.events]
     assert entries(test_env.temp_dir) == temp_before and not partial_files(test_env.render_dir, test_env.temp_dir)
-
-
-def _pool_child_running(marker: str) -> psutil.Process:
-    procs.wait_until(lambda: bool(ffmpeg_processes(marker)), 120, interval_s=0.05, what=f"FFmpeg for {marker}")
-    return ffmpeg_processes(marker)[0].parent()
 
 
 def test_part_whose_worker_is_killed_is_retried_and_output_stays_frame_exact(
     split_workers: SplitWorkers, redis_client: redis.Redis, test_env: HarnessEnv
 ) -> None:
     queue = split_workers(2)
-    source = media.make_keyframed_source(test_env.media_dir / f"kill-{uuid.uuid4().hex[:6]}.mp4",
-                                         duration_s=10, size="640x360")
+    source = _clip(test_env, "kill")
     fmt = {"codec": "h264", "container": "mkv", "preset": "slower"}  # a part takes seconds: time to kill it
-    result, listener = send(redis_client, transcode_task, str(source), fmt, queue=queue)
-    try:
-        marker = f"split-{result.id}/source0002"
-        child = _pool_child_running(marker)
-        child.kill()  # kill -9 of the pool process mid-part; its FFmpeg dies with it (PDEATHSIG)
-        value = result.get(timeout=300)
-    finally:
-        listener.close()
-    assert transcode_task.AsyncResult(part_task_id(result.id, 2)).state == "SUCCESS"
+
+    def parts_folder(job_id: str) -> str:
+        return f"{(test_env.temp_dir / f'split-{job_id}').resolve()}\0{job_id}"  # held by the job, not a part
+
+    def held_until_the_stitch(job_id: str) -> None:
+        expiry = redis_client.zscore(IN_USE_KEY, parts_folder(job_id))
+        assert expiry is not None and expiry > time.time(), "the parts' folder should stay held for the stitch"
+
+    job_id, value = kill_part_mid_encode(redis_client, transcode_task, str(source), fmt, queue=queue,
+                                         marker=lambda job_id: f"split-{job_id}/source0002",
+                                         while_retried=held_until_the_stitch)
     media.assert_like_single_encode(Path(value["output_path"]), source)
+    assert redis_client.zscore(IN_USE_KEY, parts_folder(job_id)) is None, "released once the job is done"
 
 
 def test_cancelling_a_split_job_stops_its_parts_and_removes_scratch(
     split_workers: SplitWorkers, redis_client: redis.Redis, test_env: HarnessEnv
 ) -> None:
     queue = split_workers(1)
-    source = media.make_keyframed_source(test_env.media_dir / f"cancel-{uuid.uuid4().hex[:6]}.mp4",
-                                         duration_s=10, size="640x360")
-    fmt = {"codec": "h264", "container": "mkv", "preset": "veryslow"}
+    source = _clip(test_env, "cancel")
     temp_before = entries(test_env.temp_dir)
-    result, listener = send(redis_client, transcode_task, str(source), fmt, queue=queue)
-    try:
-        wait_status(redis_client, result.id, [TaskStatus.PROCESSING], timeout_s=120, min_progress=5.0)
-        _pool_child_running(f"split-{result.id}/source")
+    fmt = {"codec": "h264", "container": "mkv", "preset": "veryslow"}
+    with _split_under_way(redis_client, queue, source, fmt) as result:
+        pool_child_running(f"split-{result.id}/source")
         state = job_client.cancel(result.id)
         assert state.status is TaskStatus.CANCELLED
-    finally:
-        listener.close()
     wait_no_ffmpeg(f"split-{result.id}", timeout_s=20)
     procs.wait_until(lambda: entries(test_env.temp_dir) == temp_before, 20, what="split scratch folder removed")
     assert not partial_files(test_env.render_dir)
@@ -136,19 +136,14 @@ def test_a_part_that_keeps_failing_fails_the_job_once_and_cleans_up(
     split_workers: SplitWorkers, redis_client: redis.Redis, test_env: HarnessEnv
 ) -> None:
     queue = split_workers(1)
-    source = media.make_keyframed_source(test_env.media_dir / f"fail-{uuid.uuid4().hex[:6]}.mp4",
-                                         duration_s=10, size="640x360")
-    fmt = {"codec": "h264", "container": "mkv", "preset": "slower"}
+    source = _clip(test_env, "fail")
     temp_before = entries(test_env.temp_dir)
-    result, listener = send(redis_client, transcode_task, str(source), fmt, queue=queue)
-    try:
+    fmt = {"codec": "h264", "container": "mkv", "preset": "slower"}
+    with _split_under_way(redis_client, queue, source, fmt) as result:
         # Split done (parts run in order on the one worker): spoil the last part before it is encoded.
-        wait_status(redis_client, result.id, [TaskStatus.PROCESSING], timeout_s=120, min_progress=5.0)
         (test_env.temp_dir / f"split-{result.id}" / "source0004.mkv").write_bytes(b"not a video any more")
         with pytest.raises(Exception, match="part 4"):
             result.get(timeout=240)
-    finally:
-        listener.close()
     failed = wait_status(redis_client, result.id, [TaskStatus.FAILED], timeout_s=30)
     assert "part 4" in failed.message
     assert transcode_task.AsyncResult(part_task_id(result.id, 4)).retries == 2  # retried alone before giving up
