@@ -39,7 +39,7 @@ COMMANDS: dict[str, list[str]] = {
     "decisions": ["bench.decisions"],
     "render": ["bench.render"],
     "transcode": ["bench.transcode"],
-    "split_transcode": ["bench.split_transcode", "--duration", "60"],
+    "split_transcode": ["bench.split_transcode"],
     "split_overhead": ["bench.split_overhead"],
     "leases": ["bench.leases"],
     "console": ["bench.console"],
