@@ -2,7 +2,8 @@
 
 For each model (tiny.en and base) and each length of espeak-ng speech (60 s and 5 min by default):
 
-- **sequential**: a separate Python process loads the model folder (CPU int8, the workers' thread count)
+- **sequential**: a separate Python process loads the model folder (on ``--device``: CPU int8 by default, CUDA
+  float16 with ``--device cuda``; the workers' thread count)
   and calls ``WhisperModel.transcribe`` on the 16 kHz mono WAV (VAD and word timestamps on, as the task);
 - **batched task**: one real video worker with ``CAPTION_BATCH_MIN_S=0`` (``BatchedInferencePipeline``,
   ``CAPTION_BATCH_SIZE``) runs ``caption_task`` on a video carrying that same WAV losslessly (PCM in
@@ -13,7 +14,8 @@ untimed warm-up task that loads the model. Each side records wall and CPU second
 counts and the WER against the spoken text. The ratio is the median batched task time over the median
 sequential time (issue target: ≤ 0.6 for base on 5 min). Load average is recorded: this machine is shared.
 
-    .venv/bin/python -m bench.captions [--seconds 60 300] [--models tiny.en base] [--rounds 5] [--quick]
+    .venv/bin/python -m bench.captions [--seconds 60 300] [--models tiny.en base] [--rounds 5] [--device cpu]
+                                       [--quick]
 
 Prints a table and writes bench/results/captions.json (``--output PATH`` elsewhere). ``--quick`` (20 s of
 speech, tiny.en, 1 round) writes nothing unless ``--output`` is given.
@@ -85,9 +87,11 @@ def sequential_child(model_name: str, wav: str) -> None:
     """Child process: load the model, then transcribe once per "run" line on stdin, answering JSON lines."""
     from faster_whisper import WhisperModel
 
-    from geminivideo.video.captions.models import cpu_threads, resolve_model
+    from geminivideo.config import get_settings
+    from geminivideo.video.captions.models import choose_device, cpu_threads, resolve_model
 
-    model = WhisperModel(str(resolve_model(model_name).path), device="cpu", compute_type="int8",
+    choice = choose_device(get_settings().whisper_device)  # the worker's WHISPER_DEVICE, so both sides match
+    model = WhisperModel(str(resolve_model(model_name).path), device=choice.device, compute_type=choice.compute_type,
                          cpu_threads=cpu_threads(), local_files_only=True)
     print(json.dumps({"ready": True}), flush=True)
     for line in sys.stdin:
@@ -192,10 +196,10 @@ def show(rows: list[dict[str, Any]]) -> None:
          f"{r['sequential_words']:>5}/{r['batched_words']:<5} {r['load_average_1m']:>5.1f}" for r in rows])
 
 
-def whisper_env(batch_size: int) -> dict[str, str]:
-    """Both sides' Whisper settings (local models, CPU, no downloads); the worker batches every input."""
+def whisper_env(batch_size: int, device: str) -> dict[str, str]:
+    """Both sides' Whisper settings (local models, ``device``, no downloads); the worker batches every input."""
     return {"WHISPER_CACHE_DIR": os.environ.get("WHISPER_CACHE_DIR", str(ROOT / "var" / "whisper-models")),
-            "WHISPER_DEVICE": "cpu", "WHISPER_ALLOW_DOWNLOAD": "false", "HF_HUB_OFFLINE": "1",
+            "WHISPER_DEVICE": device, "WHISPER_ALLOW_DOWNLOAD": "false", "HF_HUB_OFFLINE": "1",
             "CAPTION_BATCHING": "true", "CAPTION_BATCH_MIN_S": "0", "CAPTION_BATCH_SIZE": str(batch_size)}
 
 
@@ -205,6 +209,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["tiny.en", "base"])
     parser.add_argument("--rounds", type=int, default=5, help="alternating rounds (one run per side each)")
     parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="both sides on this device: cpu (int8) or cuda (float16, on a GPU host; needs --output)")
     parser.add_argument("--sequential-child", nargs=2, metavar=("MODEL", "WAV"), help=argparse.SUPPRESS)
     add_run_options(parser, "20 s of speech, tiny.en only, 1 round")
     args = parser.parse_args()
@@ -212,7 +218,9 @@ def main() -> None:
         sequential_child(*args.sequential_child)
         return
     apply_quick(parser, args, seconds=[20.0], models=["tiny.en"], rounds=1)
-    with video_bench("gv-bench-captions-", whisper_env(args.batch_size)) as (work, env):
+    if args.device == "cuda" and args.output is None and not args.quick:
+        parser.error("--device cuda needs --output PATH: bench/results/captions.json is the CPU run the README reports")
+    with video_bench("gv-bench-captions-", whisper_env(args.batch_size, args.device)) as (work, env):
         rows: list[dict[str, Any]] = []
         configurations = [(seconds, name) for seconds in args.seconds for name in args.models]
         for seconds, name in configurations:
@@ -220,7 +228,7 @@ def main() -> None:
             show(rows)
             # Written after each configuration, marked incomplete until the last: a long run cut short keeps
             # what it measured, and says so.
-            write_results(output_path(args, RESULTS), rows, batch_size=args.batch_size,
+            write_results(output_path(args, RESULTS), rows, batch_size=args.batch_size, device=args.device,
                           complete=len(rows) == len(configurations))
 
 
