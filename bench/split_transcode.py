@@ -16,7 +16,8 @@ over plain wall time (targets: â‰¤ 1.10 with 1 worker on this 2-core machine; â‰
 
 With ``--runs N`` each codec gets N rounds of the plain encode and of each split, the plain encode first in
 even rounds and last in odd ones, and each row gives the medians (``bench.split_overhead`` runs the one-worker
-overhead that way: 5 rounds of a 60 s input). One round of the 10-minute input takes over an hour on 2 cores.
+overhead that way: 5 rounds of a 300 s input). One round of the 10-minute input is over half an hour of
+encoding on 2 cores.
 
     .venv/bin/python -m bench.split_transcode [--duration 600] [--codecs vp9 av1] [--workers 1 2 4] [--runs 1]
                                               [--quick]
