@@ -4,6 +4,12 @@ An event is inserted with ``INSERT … ON CONFLICT (idempotency_key) DO NOTHING`
 SQLite alike), so concurrent deliveries of one batch store each event exactly once. Only after the
 insert is committed is ``process_hubspot_events`` sent (one message per delivered batch); if the broker
 is down the rows stay ``pending`` and the sweeper (beat, every 5 minutes) sends them later.
+
+Every statement that writes several event rows takes their locks in one order, the key's: the insert
+reads its rows sorted and each multi-row UPDATE locks its rows with ``SELECT … ORDER BY key FOR UPDATE``
+first (a plain UPDATE locks in whatever order its plan visits them). So concurrent deliveries of
+overlapping batches in different orders, the mark after a store and the sweeper wait on each other
+instead of deadlocking on PostgreSQL (a 503 to HubSpot).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any, cast
 
 from kombu.exceptions import KombuError
 from redis.exceptions import RedisError
-from sqlalchemy import String, Table, bindparam, func, or_, select, text, update
+from sqlalchemy import ColumnElement, String, Table, Update, bindparam, func, or_, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
@@ -76,7 +82,7 @@ _PG_INSERT_NEW = text(
     + ", ".join(f"CAST(r.{c} AS json)" if c in _PG_JSON_COLUMNS else f"r.{c}" for c in _ROW_COLUMNS)
     + " FROM json_to_recordset(CAST(:rows AS json)) AS r("
     + ", ".join(f"{c} {_PG_TYPES.get(c, 'text')}" for c in _ROW_COLUMNS)
-    + ") ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key"
+    + ") ORDER BY r.idempotency_key ON CONFLICT (idempotency_key) DO NOTHING RETURNING idempotency_key"
 )
 
 
@@ -91,6 +97,21 @@ def _utc_iso(value: object) -> str:
     if value.tzinfo is None:
         raise ValueError(f"naive datetime {value!r}: store timezone-aware UTC values")
     return value.astimezone(UTC).isoformat()
+
+
+def _in_key_order(*where: ColumnElement[bool]) -> Update:
+    """An UPDATE of the event rows matching ``where`` that first locks them in key order (see the module doc).
+
+    ``FOR UPDATE`` re-checks ``where`` on a row that changed while it waited, so a condition on the status
+    still holds when the row is written. SQLite ignores the lock (it serialises writers anyway).
+    """
+    locked = (select(_EVENTS.c.idempotency_key).where(*where).order_by(_EVENTS.c.idempotency_key)
+              .with_for_update().subquery("locked"))
+    return update(_EVENTS).where(_EVENTS.c.idempotency_key == locked.c.idempotency_key)
+
+
+_COUNT_DELIVERY = _in_key_order(_EVENTS.c.idempotency_key.in_(bindparam("keys", expanding=True))).values(
+    deliveries=_EVENTS.c.deliveries + 1)
 
 
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
@@ -113,10 +134,7 @@ def store_events(session: Session, events: Sequence[IncomingEvent], *, received_
     outcome.duplicates = [e for e in events if e.key not in inserted]
     if outcome.duplicates:
         keys = [e.key for e in outcome.duplicates]
-        session.execute(
-            update(WebhookEvent).where(WebhookEvent.idempotency_key.in_(keys))
-            .values(deliveries=WebhookEvent.deliveries + 1)
-        )
+        session.execute(_COUNT_DELIVERY, {"keys": keys})
         pending = set(session.scalars(select(WebhookEvent.idempotency_key).where(
             WebhookEvent.idempotency_key.in_(keys), WebhookEvent.status == EventStatus.PENDING)))
         outcome.unsent = [e for e in outcome.duplicates if e.key in pending and e.deal is not None]
@@ -172,17 +190,13 @@ def batch_repr(keys: Sequence[str]) -> dict[str, str]:
 
 # PostgreSQL: the keys as one array parameter, so the statement text does not grow with the batch (an IN list
 # of 100 parameters is re-parsed by psycopg on every request, like the multi-row INSERT above).
-_PG_MARK_ENQUEUED = (
-    update(_EVENTS)
-    .where(_EVENTS.c.idempotency_key == func.any(bindparam("keys", type_=postgresql.ARRAY(String))),
-           _EVENTS.c.status == EventStatus.PENDING)
-    .values(status=EventStatus.ENQUEUED, enqueued_at=bindparam("now"))
-)
-_MARK_ENQUEUED = (
-    update(_EVENTS)
-    .where(_EVENTS.c.idempotency_key.in_(bindparam("keys", expanding=True)), _EVENTS.c.status == EventStatus.PENDING)
-    .values(status=EventStatus.ENQUEUED, enqueued_at=bindparam("now"))
-)
+_PG_MARK_ENQUEUED = _in_key_order(
+    _EVENTS.c.idempotency_key == func.any(bindparam("keys", type_=postgresql.ARRAY(String))),
+    _EVENTS.c.status == EventStatus.PENDING,
+).values(status=EventStatus.ENQUEUED, enqueued_at=bindparam("now"))
+_MARK_ENQUEUED = _in_key_order(
+    _EVENTS.c.idempotency_key.in_(bindparam("keys", expanding=True)), _EVENTS.c.status == EventStatus.PENDING,
+).values(status=EventStatus.ENQUEUED, enqueued_at=bindparam("now"))
 
 
 def mark_enqueued(session: Session, keys: Sequence[str]) -> None:
@@ -242,7 +256,8 @@ def sweep(session_factory: Callable[[], AbstractContextManager[Session]], *, lim
     now = now or utcnow()
     with session_factory() as session:
         rows = _overdue(session, now, limit)
-        hopeless = [r for r in rows if r.attempts >= MAX_ATTEMPTS or r.deal_payload is None]
+        hopeless = sorted((r for r in rows if r.attempts >= MAX_ATTEMPTS or r.deal_payload is None),
+                          key=lambda r: r.key)
         for row in hopeless:
             _give_up(session, row, now)
     retry = [r for r in rows if r not in hopeless]
@@ -250,7 +265,7 @@ def sweep(session_factory: Callable[[], AbstractContextManager[Session]], *, lim
     if sent:
         events = _EVENTS.c
         with session_factory() as session:
-            session.execute(update(_EVENTS).where(events.idempotency_key.in_(sent), events.status.in_(EventStatus.OPEN))
+            session.execute(_in_key_order(events.idempotency_key.in_(sent), events.status.in_(EventStatus.OPEN))
                             .values(status=EventStatus.ENQUEUED, enqueued_at=now))
     return {"overdue": len(rows), "reenqueued": len(sent), "given_up": len(hopeless), "timestamp": now.isoformat()}
 
