@@ -12,6 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import pytest
@@ -213,7 +214,7 @@ def test_overlapping_batches_in_any_order_never_deadlock(database_url: str) -> N
                 webhook_store.mark_enqueued(session, [e.key for e in reversed(events)])
             return len(outcome.new)
 
-        results = run_threads([lambda order=order: deliver(order) for order in orders])
+        results = run_threads([partial(deliver, order) for order in orders])
         assert not [r for r in results if isinstance(r, Exception)], (round_, results)
         assert sum(results) == len(deals), (round_, results)
         rows = [row for deal in deals for row in event_rows(deal)]
