@@ -120,13 +120,13 @@ def test_a_lower_token_never_overwrites_a_higher_one(redis_client: redis.Redis, 
 
 def test_an_attempt_cut_off_from_redis_loses_its_lease_and_kills_its_process_group(
         monkeypatch: pytest.MonkeyPatch, task_id: str) -> None:
+    started = time.monotonic()  # an attempt's lease clock starts when it is made (its token was just granted)
     attempt = fencing.Attempt(task_id, 1, timeout_s=2.0, renew_s=0.5)
     # Redis unreachable: a port nothing listens on (the probe client is per process; use a private one).
     dead = redis.Redis(host="127.0.0.1", port=1, socket_timeout=0.2, socket_connect_timeout=0.2,
                        retry=Retry(NoBackoff(), 0))
     monkeypatch.setattr(fencing, "_probe_client", lambda timeout_s: dead)
     child = subprocess.Popen(["sleep", "60"], start_new_session=True)
-    started = time.monotonic()
     try:
         with attempt.guarding(child.pid):
             attempt.start()
