@@ -110,8 +110,9 @@ def _in_key_order(*where: ColumnElement[bool]) -> Update:
     return update(_EVENTS).where(_EVENTS.c.idempotency_key == locked.c.idempotency_key)
 
 
+# Returns each row's status as locked: no other writer can change it before this transaction commits.
 _COUNT_DELIVERY = _in_key_order(_EVENTS.c.idempotency_key.in_(bindparam("keys", expanding=True))).values(
-    deliveries=_EVENTS.c.deliveries + 1)
+    deliveries=_EVENTS.c.deliveries + 1).returning(_EVENTS.c.idempotency_key, _EVENTS.c.status)
 
 
 def _insert_new(session: Session, rows: list[dict[str, Any]]) -> set[str]:
@@ -133,10 +134,8 @@ def store_events(session: Session, events: Sequence[IncomingEvent], *, received_
     outcome.new = [e for e in events if e.key in inserted]
     outcome.duplicates = [e for e in events if e.key not in inserted]
     if outcome.duplicates:
-        keys = [e.key for e in outcome.duplicates]
-        session.execute(_COUNT_DELIVERY, {"keys": keys})
-        pending = set(session.scalars(select(WebhookEvent.idempotency_key).where(
-            WebhookEvent.idempotency_key.in_(keys), WebhookEvent.status == EventStatus.PENDING)))
+        counted = session.execute(_COUNT_DELIVERY, {"keys": [e.key for e in outcome.duplicates]})
+        pending = {key for key, status in counted if status == EventStatus.PENDING}
         outcome.unsent = [e for e in outcome.duplicates if e.key in pending and e.deal is not None]
     return outcome
 
@@ -190,13 +189,15 @@ def batch_repr(keys: Sequence[str]) -> dict[str, str]:
 
 # PostgreSQL: the keys as one array parameter, so the statement text does not grow with the batch (an IN list
 # of 100 parameters is re-parsed by psycopg on every request, like the multi-row INSERT above).
-_PG_MARK_ENQUEUED = _in_key_order(
-    _EVENTS.c.idempotency_key == func.any(bindparam("keys", type_=postgresql.ARRAY(String))),
-    _EVENTS.c.status == EventStatus.PENDING,
-).values(status=EventStatus.ENQUEUED, enqueued_at=bindparam("now"))
-_MARK_ENQUEUED = _in_key_order(
-    _EVENTS.c.idempotency_key.in_(bindparam("keys", expanding=True)), _EVENTS.c.status == EventStatus.PENDING,
-).values(status=EventStatus.ENQUEUED, enqueued_at=bindparam("now"))
+def _mark_enqueued(keys_match: ColumnElement[bool], *statuses: str) -> Update:
+    """Set ``enqueued`` (at the ``now`` parameter) on the matching rows still in one of ``statuses``."""
+    return _in_key_order(keys_match, _EVENTS.c.status.in_(statuses)).values(
+        status=EventStatus.ENQUEUED, enqueued_at=bindparam("now"))
+
+
+_PG_MARK_ENQUEUED = _mark_enqueued(
+    _EVENTS.c.idempotency_key == func.any(bindparam("keys", type_=postgresql.ARRAY(String))), EventStatus.PENDING)
+_MARK_ENQUEUED = _mark_enqueued(_EVENTS.c.idempotency_key.in_(bindparam("keys", expanding=True)), EventStatus.PENDING)
 
 
 def mark_enqueued(session: Session, keys: Sequence[str]) -> None:
@@ -263,10 +264,8 @@ def sweep(session_factory: Callable[[], AbstractContextManager[Session]], *, lim
     retry = [r for r in rows if r not in hopeless]
     sent = send((r.key, r.deal_payload) for r in retry if r.deal_payload is not None)
     if sent:
-        events = _EVENTS.c
         with session_factory() as session:
-            session.execute(_in_key_order(events.idempotency_key.in_(sent), events.status.in_(EventStatus.OPEN))
-                            .values(status=EventStatus.ENQUEUED, enqueued_at=now))
+            session.execute(_mark_enqueued(_EVENTS.c.idempotency_key.in_(sent), *EventStatus.OPEN), {"now": now})
     return {"overdue": len(rows), "reenqueued": len(sent), "given_up": len(hopeless), "timestamp": now.isoformat()}
 
 
