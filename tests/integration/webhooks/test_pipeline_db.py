@@ -197,6 +197,14 @@ def test_overlapping_batches_in_any_order_never_deadlock(database_url: str) -> N
     before, a batch inserted in body order against another in reverse, or a delivery counted against the
     mark that follows the first one, could deadlock on PostgreSQL (one request answered 503).
     """
+    def deliver(order: list[dict[str, Any]]) -> int:
+        events = parse_body(json.dumps(order).encode(), received_at=T0)
+        with session_scope() as session:
+            outcome = webhook_store.store_events(session, events, received_at=T0)
+        with session_scope() as session:
+            webhook_store.mark_enqueued(session, [e.key for e in reversed(events)])
+        return len(outcome.new)
+
     rounds, writers = 12, 8
     for round_ in range(rounds):
         deals = [unique("deal") for _ in range(6)]
@@ -205,15 +213,6 @@ def test_overlapping_batches_in_any_order_never_deadlock(database_url: str) -> N
                  "propertyValue": "qualifiedtobuy"} for i, deal in enumerate(deals)]
         rotations = [body[w % len(body):] + body[:w % len(body)] for w in range(writers)]
         orders = [rotated if w % 2 else rotated[::-1] for w, rotated in enumerate(rotations)]
-
-        def deliver(order: list[dict[str, Any]]) -> int:
-            events = parse_body(json.dumps(order).encode(), received_at=T0)
-            with session_scope() as session:
-                outcome = webhook_store.store_events(session, events, received_at=T0)
-            with session_scope() as session:
-                webhook_store.mark_enqueued(session, [e.key for e in reversed(events)])
-            return len(outcome.new)
-
         results = run_threads([partial(deliver, order) for order in orders])
         assert not [r for r in results if isinstance(r, Exception)], (round_, results)
         assert sum(results) == len(deals), (round_, results)
